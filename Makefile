@@ -1,0 +1,27 @@
+# The targets a newcomer looks for. `make run` and `make test` install what they need first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## start the server on http://127.0.0.1:8000, data in ./indexes
+	$(BIN)/umbrella serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests benchmarks
+	$(BIN)/lint-imports
+
+test: lint  ## the whole suite: lint, layer rules, unit, API and end-to-end tests
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## the GloVe benchmark; writes benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.glove
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,1 @@
+"""Umbrella: a vector similarity search service."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: routers, dependencies, middleware and the one error handler."""

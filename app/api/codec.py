@@ -1,0 +1,61 @@
+"""Wire ⇄ numpy: decode vectors (lists or base64 float32), encode answers with orjson."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import Response
+
+from app.core.errors import InvalidVector
+from app.services.models import Hit, Point, SearchResult
+
+
+def decode_vector(value: list[float] | str) -> np.ndarray:
+    if isinstance(value, str):
+        return decode_matrix(value, rows=1)[0]
+    return np.asarray(value, dtype=np.float32)
+
+
+def decode_matrix(value: str, rows: int) -> np.ndarray:
+    """base64 of rows × dim little-endian float32; the dimension follows from the length."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidVector("vectors is not valid base64") from None
+    if len(raw) % (4 * rows):
+        raise InvalidVector(f"{len(raw)} bytes of base64 do not split into {rows} float32 vector(s)", bytes=len(raw))
+    return np.frombuffer(raw, dtype="<f4").reshape(rows, -1)
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code, media_type="application/json")
+
+
+def _payload(raw: bytes | None) -> Any:
+    return None if raw is None else orjson.Fragment(raw)  # stored JSON goes out as it came in
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": hit.id, "score": hit.score}
+    if hit.payload_json is not None:
+        out["payload"] = _payload(hit.payload_json)
+    if hit.vector is not None:
+        out["vector"] = hit.vector
+    return out
+
+
+def result_json(result: SearchResult) -> dict[str, Any]:
+    return {"results": [hit_json(h) for h in result.hits], "plan": result.plan, "candidates": result.candidates}
+
+
+def point_json(point: Point) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": point.id}
+    if point.payload_json is not None:
+        out["payload"] = _payload(point.payload_json)
+    if point.vector is not None:
+        out["vector"] = point.vector
+    return out

@@ -1,0 +1,60 @@
+"""Routes for collections: create, list, inspect, drop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import CollectionDep, RegistryDep
+from app.core.errors import CollectionNotFound
+from app.schemas.collections import CollectionCreate, CollectionInfo, CollectionList
+from app.services.models import CollectionConfig
+
+router = APIRouter(prefix="/collections", tags=["collections"])
+
+
+def _info(raw: dict[str, Any]) -> CollectionInfo:
+    hnsw = {"m": raw.pop("m"), "ef_construction": raw.pop("ef_construction"), "ef": raw.pop("ef")}
+    return CollectionInfo(hnsw=hnsw, **raw)
+
+
+@router.put("/{name}", status_code=201, response_model=CollectionInfo)
+async def create_collection(name: str, body: CollectionCreate, registry: RegistryDep) -> CollectionInfo:
+    """Create a collection; 409 if the name is taken."""
+    config = CollectionConfig(
+        name=name,
+        dim=body.dim,
+        metric=body.metric,
+        payload_indexes=dict(body.payload_indexes),
+        **body.hnsw.model_dump(),
+    )
+    collection = await run_in_threadpool(registry.create, config)
+    return _info(collection.info())
+
+
+@router.get("", response_model=CollectionList)
+async def list_collections(registry: RegistryDep) -> CollectionList:
+    def gather() -> list[CollectionInfo]:
+        infos = []
+        for name in registry.names():
+            try:
+                infos.append(_info(registry.get(name).info()))
+            except CollectionNotFound:  # dropped between the listing and the lookup
+                continue
+        return infos
+
+    return CollectionList(collections=await run_in_threadpool(gather))
+
+
+@router.get("/{name}", response_model=CollectionInfo)
+async def get_collection(collection: CollectionDep) -> CollectionInfo:
+    return _info(await run_in_threadpool(collection.info))
+
+
+@router.delete("/{name}", status_code=200)
+async def drop_collection(name: str, registry: RegistryDep) -> dict[str, str]:
+    """Drop a collection and delete its files."""
+    await run_in_threadpool(registry.drop, name)
+    return {"status": "ok"}

@@ -1,0 +1,31 @@
+"""Dependencies every router shares: the registry, the settings, the collection named in the path."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.services.collection import Collection
+from app.services.registry import CollectionRegistry
+
+
+# async on purpose: FastAPI runs sync dependencies in a thread pool, which costs more than the lookup.
+async def get_registry(request: Request) -> CollectionRegistry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+RegistryDep = Annotated[CollectionRegistry, Depends(get_registry)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_collection(name: str, registry: RegistryDep) -> Collection:
+    return registry.get(name)  # the one place an unknown collection becomes a 404
+
+
+CollectionDep = Annotated[Collection, Depends(get_collection)]

@@ -1,0 +1,104 @@
+"""Routes for points: upsert, get, delete, count, scroll."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from app.api.codec import decode_matrix, decode_vector, json_response, point_json
+from app.api.deps import CollectionDep, SettingsDep
+from app.core.config import Settings
+from app.core.errors import DimensionMismatch, PayloadTooLarge
+from app.schemas.points import (
+    CountRequest,
+    CountResult,
+    DeleteRequest,
+    GetRequest,
+    PointList,
+    ScrollPage,
+    ScrollRequest,
+    UpsertRequest,
+    WriteResult,
+)
+
+router = APIRouter(prefix="/collections/{name}/points", tags=["points"])
+
+
+def check_batch(size: int, settings: Settings, what: str = "points") -> None:
+    if size > settings.max_batch_points:
+        raise PayloadTooLarge(
+            f"{size} {what} in one request; the limit is {settings.max_batch_points}",
+            size=size,
+            limit=settings.max_batch_points,
+        )
+
+
+@router.put("", response_model=WriteResult)
+async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
+    """Insert or replace points, all or nothing; answered once the batch is on disk."""
+    if body.batch is not None:
+        ids = body.batch.ids
+        check_batch(len(ids), settings)
+        vectors = decode_matrix(body.batch.vectors, rows=len(ids))
+        payloads = body.batch.payloads or [None] * len(ids)
+    else:
+        assert body.points is not None
+        check_batch(len(body.points), settings)
+        ids = [p.id for p in body.points]
+        rows = [decode_vector(p.vector) for p in body.points]
+        dim = collection.config.dim
+        for point, row in zip(body.points, rows, strict=True):
+            if len(row) != dim:
+                raise DimensionMismatch(
+                    f"point {point.id!r}: this collection holds {dim}-dimensional vectors, got {len(row)}",
+                    id=point.id,
+                    expected=dim,
+                    got=len(row),
+                )
+        vectors = np.stack(rows)
+        payloads = [p.payload for p in body.points]
+    seq = await run_in_threadpool(collection.upsert, ids, vectors, payloads)
+    return WriteResult(count=len(ids), seq=seq)
+
+
+@router.post("/get", response_model=PointList)
+async def get_points(body: GetRequest, collection: CollectionDep, settings: SettingsDep) -> Response:
+    check_batch(len(body.ids), settings, "ids")
+    points = await run_in_threadpool(
+        collection.get, body.ids, with_payload=body.with_payload, with_vector=body.with_vector
+    )
+    return json_response({"points": [point_json(p) for p in points]})
+
+
+@router.post("/delete", response_model=WriteResult)
+async def delete_points(body: DeleteRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
+    """Delete by ids or by filter; answered once the deletion is on disk."""
+    if body.ids is not None:
+        check_batch(len(body.ids), settings, "ids")
+        count, seq = await run_in_threadpool(collection.delete, body.ids)
+    else:
+        assert body.filter is not None
+        count, seq = await run_in_threadpool(collection.delete_by_filter, body.filter.as_dict())
+    return WriteResult(count=count, seq=seq)
+
+
+@router.post("/count", response_model=CountResult)
+async def count_points(body: CountRequest, collection: CollectionDep) -> CountResult:
+    flt = body.filter.as_dict() if body.filter else None
+    return CountResult(count=await run_in_threadpool(collection.count_matching, flt))
+
+
+@router.post("/scroll", response_model=ScrollPage)
+async def scroll_points(body: ScrollRequest, collection: CollectionDep) -> Response:
+    """Page through points in storage order; pass next_offset back to continue."""
+    page = await run_in_threadpool(
+        collection.scroll,
+        body.filter.as_dict() if body.filter else None,
+        body.limit,
+        body.offset,
+        with_payload=body.with_payload,
+        with_vector=body.with_vector,
+    )
+    return json_response({"points": [point_json(p) for p in page.points], "next_offset": page.next_offset})

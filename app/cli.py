@@ -1,0 +1,35 @@
+"""The `umbrella` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+import uvicorn
+
+from app.core.config import Settings
+
+
+@click.group()
+def main() -> None:
+    """Umbrella vector search."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default UMBRELLA_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default UMBRELLA_PORT or 8000).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data directory (default ./indexes).")
+@click.option("--api-key", default=None, help="Require this key in the api-key header.")
+def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: str | None) -> None:
+    """Run the server."""
+    from app.main import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir, "api_key": api_key}.items() if v}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Settings and errors shared by every layer."""

@@ -1,0 +1,103 @@
+"""One error root: every failure the API reports has a stable code and an HTTP status.
+
+UmbrellaError
+├── InvalidInput (400)          bad values the schema could not catch
+│   ├── DimensionMismatch
+│   ├── InvalidVector
+│   ├── InvalidFilter
+│   └── UnindexedField
+├── Unauthorized (401)
+├── NotFound (404)
+│   ├── CollectionNotFound
+│   └── PointNotFound
+├── AlreadyExists (409)
+│   └── CollectionExists
+├── PayloadTooLarge (413)
+├── ValidationFailed (422)      the request did not match the schema
+└── NotReady (503)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class UmbrellaError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(UmbrellaError):
+    code = "invalid_input"
+    status_code = 400
+
+
+class DimensionMismatch(InvalidInput):
+    code = "dimension_mismatch"
+
+
+class InvalidVector(InvalidInput):
+    code = "invalid_vector"
+
+
+class InvalidFilter(InvalidInput):
+    code = "invalid_filter"
+
+
+class UnindexedField(InvalidInput):
+    code = "unindexed_field"
+
+
+class Unauthorized(UmbrellaError):
+    code = "unauthorized"
+    status_code = 401
+
+
+class NotFound(UmbrellaError):
+    code = "not_found"
+    status_code = 404
+
+
+class CollectionNotFound(NotFound):
+    code = "collection_not_found"
+
+
+class PointNotFound(NotFound):
+    code = "point_not_found"
+
+
+class AlreadyExists(UmbrellaError):
+    code = "already_exists"
+    status_code = 409
+
+
+class CollectionExists(AlreadyExists):
+    code = "collection_exists"
+
+
+class PayloadTooLarge(UmbrellaError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class ValidationFailed(UmbrellaError):
+    code = "validation_error"
+    status_code = 422
+
+
+class NotReady(UmbrellaError):
+    code = "not_ready"
+    status_code = 503
+
+
+def all_error_classes() -> list[type[UmbrellaError]]:
+    """Every error class, for the error-code table and the SDK congruence test."""
+    found: list[type[UmbrellaError]] = [UmbrellaError]
+    for cls in found:
+        found.extend(sub for sub in cls.__subclasses__() if sub not in found)
+    return found

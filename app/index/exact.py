@@ -1,0 +1,78 @@
+"""ExactIndex: brute-force k-NN over a numpy matrix whose row number is the slot."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.index.base import Metric, higher_is_better, prepare, top_k
+
+
+class ExactIndex:
+    """Every live vector in one contiguous float32 matrix; a BLAS matmul scores them all."""
+
+    def __init__(self, dim: int, metric: Metric, capacity: int = 1024) -> None:
+        self.dim = dim
+        self.metric: Metric = metric
+        self._vectors = np.zeros((capacity, dim), dtype=np.float32)
+        self._alive = np.zeros(capacity, dtype=bool)
+        self._size = 0  # one past the highest slot ever used
+
+    @property
+    def alive(self) -> np.ndarray:
+        """Boolean mask of live slots, length `size` (a view: do not write)."""
+        return self._alive[: self._size]
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return self._vectors.nbytes + self._alive.nbytes
+
+    def vectors(self, slots: np.ndarray) -> np.ndarray:
+        return self._vectors[slots]
+
+    def upsert(self, slots: np.ndarray, vectors: np.ndarray) -> None:
+        if len(slots) == 0:
+            return
+        self._ensure_capacity(int(slots.max()) + 1)
+        self._vectors[slots] = prepare(vectors, self.metric)
+        self._alive[slots] = True
+        self._size = max(self._size, int(slots.max()) + 1)
+
+    def delete(self, slots: np.ndarray) -> None:
+        self._alive[slots[slots < self._size]] = False
+
+    def search(
+        self, queries: np.ndarray, k: int, candidates: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best k slots and scores per query among `candidates` (all live slots when None)."""
+        rows = np.flatnonzero(self.alive) if candidates is None else candidates
+        q = prepare(np.atleast_2d(queries), self.metric)
+        matrix = self._vectors[: self._size] if candidates is None else self._vectors[rows]
+        scores = q @ matrix.T
+        if self.metric == "l2":  # squared distance; the square root is taken on the k winners only
+            sq = np.einsum("ij,ij->i", matrix, matrix)
+            qsq = np.einsum("ij,ij->i", q, q)
+            scores = np.maximum(qsq[:, None] - 2 * scores + sq[None, :], 0)
+        if candidates is None:
+            # Scoring the whole prefix and masking the dead beats gathering the live rows first.
+            scores[:, ~self.alive] = -np.inf if higher_is_better(self.metric) else np.inf
+        k = min(k, len(rows))
+        best = top_k(scores, k, self.metric)
+        best_scores = np.take_along_axis(scores, best, axis=1)
+        slots = best if candidates is None else rows[best]
+        if self.metric == "l2":
+            best_scores = np.sqrt(best_scores)
+        return slots.astype(np.int64), best_scores.astype(np.float32)
+
+    def _ensure_capacity(self, needed: int) -> None:
+        if needed <= len(self._alive):
+            return
+        capacity = max(needed, 2 * len(self._alive))
+        vectors = np.zeros((capacity, self.dim), dtype=np.float32)
+        vectors[: self._size] = self._vectors[: self._size]
+        alive = np.zeros(capacity, dtype=bool)
+        alive[: self._size] = self._alive[: self._size]
+        self._vectors, self._alive = vectors, alive

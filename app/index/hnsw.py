@@ -1,0 +1,129 @@
+"""HnswIndex: the one place that knows hnswlib's quirks."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+from app.index.base import IncompleteResult, Metric, prepare
+
+_SHORTFALL = "Cannot return the results in a contiguous 2D array"
+_ABSENT, _LIVE, _DELETED = 0, 1, 2
+
+
+class HnswIndex:
+    """An hnswlib graph whose integer labels are our slots.
+
+    Quirks handled here: capacity grows geometrically (hnswlib has a fixed maximum), `k` is clamped
+    to the live count (hnswlib raises otherwise), `ef` is kept ≥ k and remembered (hnswlib does not
+    save it), deleting twice is harmless (hnswlib raises), re-adding a deleted slot reuses its graph
+    node, and the distances hnswlib returns become the metric's scores.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        metric: Metric,
+        *,
+        m: int,
+        ef_construction: int,
+        ef: int,
+        capacity: int = 1024,
+        threads: int = 1,
+        graph: hnswlib.Index | None = None,
+    ) -> None:
+        self.dim, self.metric, self.m, self.ef_construction, self.ef = dim, metric, m, ef_construction, ef
+        self.threads = threads
+        if graph is None:
+            graph = hnswlib.Index(space=metric, dim=dim)
+            graph.init_index(max_elements=capacity, M=m, ef_construction=ef_construction, random_seed=100)
+        self._graph = graph
+        self._graph.set_ef(ef)
+        # Per-slot state, because hnswlib cannot tell us whether a label is deleted.
+        self._state = np.zeros(graph.get_max_elements(), dtype=np.int8)
+        self._live = 0
+        # set_ef + knn_query must be one step: hnswlib keeps ef in the shared index object.
+        self._query_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path, dim: int, metric: Metric, *, deleted: list[int], **params: int) -> HnswIndex:
+        """Open a checkpoint written by `save`; `deleted` lists the labels marked deleted in it."""
+        graph = hnswlib.Index(space=metric, dim=dim)
+        graph.load_index(str(path))
+        index = cls(dim, metric, graph=graph, **params)
+        labels = np.asarray(graph.get_ids_list(), dtype=np.int64)
+        index._state[labels] = _LIVE
+        index._state[np.asarray(deleted, dtype=np.int64)] = _DELETED
+        index._live = int(np.count_nonzero(index._state == _LIVE))
+        return index
+
+    def save(self, path: Path) -> None:
+        self._graph.save_index(str(path))
+
+    def deleted_slots(self) -> list[int]:
+        return np.flatnonzero(self._state == _DELETED).tolist()
+
+    @property
+    def live_count(self) -> int:
+        return self._live
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._graph.index_file_size()) + self._state.nbytes
+
+    def upsert(self, slots: np.ndarray, vectors: np.ndarray) -> None:
+        """Add or replace; `slots` must be unique within the call."""
+        if len(slots) == 0:
+            return
+        slots = np.asarray(slots, dtype=np.int64)
+        self._ensure_capacity(int(slots.max()) + 1)
+        self._graph.add_items(prepare(vectors, self.metric), slots.astype(np.uint64), num_threads=self.threads)
+        self._live += int(np.count_nonzero(self._state[slots] != _LIVE))
+        self._state[slots] = _LIVE
+
+    def delete(self, slots: np.ndarray) -> None:
+        slots = np.asarray(slots, dtype=np.int64)
+        slots = slots[slots < len(self._state)]
+        for slot in slots[self._state[slots] == _LIVE].tolist():
+            self._graph.mark_deleted(slot)
+            self._state[slot] = _DELETED
+            self._live -= 1
+
+    def search(
+        self, queries: np.ndarray, k: int, *, ef: int | None = None, allowed: bytearray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best k slots and scores per query; `allowed[slot]` truthy admits a slot (filter in the graph)."""
+        q = np.atleast_2d(queries)
+        k = min(k, self._live)
+        if k == 0:
+            return np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32)
+        with self._query_lock:
+            self._graph.set_ef(max(ef or self.ef, k))
+            try:
+                labels, distances = self._graph.knn_query(
+                    q, k=k, filter=None if allowed is None else allowed.__getitem__, num_threads=self.threads
+                )
+            except RuntimeError as err:
+                if _SHORTFALL in str(err):
+                    raise IncompleteResult(str(err)) from err
+                raise
+        return labels.astype(np.int64), _scores(distances, self.metric)
+
+    def _ensure_capacity(self, needed: int) -> None:
+        capacity = self._graph.get_max_elements()
+        if needed <= capacity:
+            return
+        capacity = max(needed, 2 * capacity)
+        self._graph.resize_index(capacity)
+        state = np.zeros(capacity, dtype=np.int8)
+        state[: len(self._state)] = self._state
+        self._state = state
+
+
+def _scores(distances: np.ndarray, metric: Metric) -> np.ndarray:
+    if metric == "l2":  # hnswlib returns the squared Euclidean distance
+        return np.sqrt(np.maximum(distances, 0)).astype(np.float32)
+    return (1.0 - distances).astype(np.float32)  # cosine and ip: hnswlib returns 1 - dot

@@ -1,0 +1,51 @@
+"""create_app(settings): wires settings, registry, routers and error handling; the lifespan owns the data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.api import collections, health, points, search
+from app.api.errors import install_error_handlers
+from app.api.guard import Guard
+from app.core.config import Settings
+from app.services.registry import CollectionRegistry
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = CollectionRegistry(settings)
+        registry.open()
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            registry.close()
+
+    app = FastAPI(
+        title="Umbrella",
+        version=VERSION,
+        summary="Vector similarity search: HNSW with an exact fallback, durable in SQLite.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
+    install_error_handlers(app)
+    for module in (health, collections, points, search):
+        app.include_router(module.router)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`app.main:app` for ASGI servers, built on first access rather than at import."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""The wire contract: pydantic request and response models (what /docs shows)."""

@@ -1,0 +1,69 @@
+"""Types shared by several request models: ids, vectors, filters, the error envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+PointId = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | Annotated[StrictStr, Field(min_length=1, max_length=256)]
+"""An unsigned integer or a string; it comes back exactly as given."""
+
+VectorIn = list[float] | StrictStr
+"""A list of numbers, or base64 of little-endian float32."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(Strict):
+    gt: float | None = Field(None, description="Greater than.")
+    gte: float | None = Field(None, description="Greater than or equal.")
+    lt: float | None = Field(None, description="Less than.")
+    lte: float | None = Field(None, description="Less than or equal.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Range:
+        if all(v is None for v in (self.gt, self.gte, self.lt, self.lte)):
+            raise ValueError("a range needs at least one of gt, gte, lt, lte")
+        return self
+
+
+MatchValue = StrictStr | StrictBool | StrictInt | StrictFloat
+
+
+class FieldCondition(Strict):
+    key: str = Field(min_length=1, max_length=256, description="A payload field declared in payload_indexes.")
+    match: MatchValue | None = Field(None, description="The field equals this value (or contains it, for lists).")
+    any: list[MatchValue] | None = Field(
+        None, min_length=1, max_length=1024, description="The field equals any of these."
+    )
+    range: Range | None = Field(None, description="The numeric field lies within these bounds.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FieldCondition:
+        if sum(x is not None for x in (self.match, self.any, self.range)) != 1:
+            raise ValueError("a condition needs exactly one of match, any, range")
+        return self
+
+
+class Filter(Strict):
+    must: list[FieldCondition | Filter] | None = Field(None, max_length=64, description="All of these hold.")
+    should: list[FieldCondition | Filter] | None = Field(None, max_length=64, description="At least one holds.")
+    must_not: list[FieldCondition | Filter] | None = Field(None, max_length=64, description="None of these holds.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ErrorBody(Strict):
+    code: str = Field(description="Stable machine-readable name, e.g. dimension_mismatch.")
+    message: str = Field(description="What went wrong, for a person.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Facts about the failure.")
+
+
+class ErrorResponse(Strict):
+    error: ErrorBody

@@ -1,0 +1,52 @@
+"""Search requests and responses."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from app.schemas.common import Filter, PointId, Strict, VectorIn
+
+
+class SearchRequest(Strict):
+    vector: VectorIn | None = Field(None, description="Query vector: numbers, or base64 float32.")
+    id: PointId | None = Field(None, description="Search with a stored point's vector; the point itself is left out.")
+    k: int = Field(10, ge=1, le=1000, description="Results to return.")
+    ef: int | None = Field(
+        None, ge=1, le=10_000, description="HNSW beam width for this query (default: the collection's)."
+    )
+    exact: bool = Field(False, description="Scan every candidate instead of walking the graph.")
+    filter: Filter | None = Field(None, description="Only points whose payload matches.")
+    score_threshold: float | None = Field(
+        None, description="Drop results scoring worse: below it for cosine/ip, above it for l2 distance."
+    )
+    with_payload: bool = Field(True, description="Return payloads.")
+    with_vector: bool = Field(False, description="Return vectors.")
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchRequest:
+        if (self.vector is None) == (self.id is None):
+            raise ValueError("send exactly one of vector or id")
+        return self
+
+
+class BatchSearchRequest(Strict):
+    searches: list[SearchRequest] = Field(min_length=1, description="Queries answered in one call, in order.")
+
+
+class ScoredPoint(Strict):
+    id: PointId
+    score: float = Field(description="Cosine similarity, dot product, or Euclidean distance (l2: lower is better).")
+    payload: dict[str, Any] | None = None
+    vector: list[float] | None = None
+
+
+class SearchResponse(Strict):
+    results: list[ScoredPoint]
+    plan: Literal["hnsw", "exact"] = Field(description="Which search ran.")
+    candidates: int = Field(description="Points that passed the filter (all points when there is none).")
+
+
+class BatchSearchResponse(Strict):
+    results: list[SearchResponse]

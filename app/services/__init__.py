@@ -1,0 +1,1 @@
+"""Collections and their registry: where storage, indexes and the planner meet."""

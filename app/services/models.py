@@ -1,0 +1,70 @@
+"""Plain data passed between the API and the services (no pydantic: services stay wire-agnostic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.index.base import Metric
+from app.index.payload import FieldType
+
+PointId = int | str
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    name: str
+    dim: int
+    metric: Metric = "cosine"
+    m: int = 16
+    ef_construction: int = 200
+    ef: int = 64
+    payload_indexes: dict[str, FieldType] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A stored point as read back; `payload_json` is the stored JSON text, served without re-parsing."""
+
+    id: PointId
+    payload_json: bytes | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: PointId
+    score: float
+    payload_json: bytes | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    vector: np.ndarray | None = None
+    id: PointId | None = None
+    k: int = 10
+    ef: int | None = None
+    exact: bool = False
+    filter: dict[str, Any] | None = None
+    score_threshold: float | None = None
+    with_payload: bool = True
+    with_vector: bool = False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    plan: str
+    candidates: int
+
+
+@dataclass(frozen=True)
+class Page:
+    points: list[Point]
+    next_offset: int | None

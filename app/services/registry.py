@@ -1,0 +1,96 @@
+"""CollectionRegistry: the collections of one data directory, opened, created and dropped."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+from app.core.config import Settings
+from app.core.errors import CollectionExists, CollectionNotFound, InvalidInput
+from app.services import graph
+from app.services.collection import DB_FILE, Collection
+from app.services.models import CollectionConfig
+from app.storage.lockfile import DataDirLock
+
+log = logging.getLogger(__name__)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """Names are plain folder names, so none can reach outside the data directory."""
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            "collection names are 1-64 letters, digits, '_' or '-', starting with a letter or digit",
+            name=name[:100],
+        )
+    return name
+
+
+class CollectionRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.data_dir)
+        self._lock = DataDirLock(self.root)
+        self._collections: dict[str, Collection] = {}
+        self._mutex = threading.Lock()
+        self.failed: dict[str, str] = {}  # collections whose database could not be opened
+
+    def open(self) -> None:
+        """Lock the data directory and open every collection in it; one broken one spoils no other."""
+        self._lock.acquire()
+        for trash in self.root.glob(".trash-*"):
+            shutil.rmtree(trash, ignore_errors=True)
+        for folder in sorted(p for p in self.root.iterdir() if (p / DB_FILE).exists()):
+            try:
+                self._collections[folder.name] = Collection.open(folder, self.settings)
+            except Exception as err:  # keep serving the others; the error is on /readyz and in the log
+                log.exception("collection %s could not be opened", folder.name)
+                self.failed[folder.name] = str(err)
+
+    def close(self) -> None:
+        with self._mutex:
+            for collection in self._collections.values():
+                collection.close()
+            self._collections.clear()
+        self._lock.release()
+
+    def create(self, config: CollectionConfig) -> Collection:
+        check_name(config.name)
+        with self._mutex:
+            folder = self.root / config.name
+            if config.name in self._collections or folder.exists():
+                raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
+            collection = Collection.create(folder, config, self.settings)
+            self._collections[config.name] = collection
+            return collection
+
+    def get(self, name: str) -> Collection:
+        collection = self._collections.get(name)
+        if collection is None:
+            raise CollectionNotFound(f"collection '{name[:100]}' does not exist", name=name[:100])
+        return collection
+
+    def names(self) -> list[str]:
+        return sorted(self._collections)
+
+    def drop(self, name: str) -> None:
+        with self._mutex:
+            collection = self.get(name)
+            del self._collections[name]
+            collection.close(checkpoint=False)
+            # Rename first so a crash mid-delete never leaves a half collection that looks whole.
+            trash = self.root / f".trash-{uuid.uuid4().hex}"
+            collection.folder.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return all(graph.wait(c, timeout) for c in list(self._collections.values()))
+
+    def readiness(self) -> dict[str, str]:
+        states = {name: c.graph_state for name, c in self._collections.items()}
+        states.update({name: "failed" for name in self.failed})
+        return states

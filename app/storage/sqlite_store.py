@@ -1,0 +1,104 @@
+"""PointStore: one SQLite database per collection (WAL), the source of truth for its points."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS points (
+    id      TEXT PRIMARY KEY,          -- the external id as JSON, so 5 and "5" stay distinct
+    slot    INTEGER NOT NULL UNIQUE,   -- the row in the exact matrix and the label in the graph
+    vector  BLOB NOT NULL,             -- little-endian float32
+    payload TEXT,                      -- JSON object or NULL
+    seq     INTEGER NOT NULL           -- the write batch that last touched this point
+);
+CREATE TABLE IF NOT EXISTS tombstones (slot INTEGER NOT NULL, seq INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('seq', '0');
+"""
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    id_json: str
+    slot: int
+    vector: bytes
+    payload: str | None
+    seq: int
+
+
+class PointStore:
+    """Each write batch is one transaction with its own sequence number.
+
+    Tombstones remember which slots a delete freed after the last checkpoint, so a restart can
+    replay deletes into the loaded graph; they are pruned once a checkpoint covers them.
+    """
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL fsyncs the WAL on every commit: an acknowledged write survives power loss.
+        # NORMAL survives a killed process but may lose the last commits on power loss.
+        self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()  # one connection: a read must never see a batch mid-transaction
+        self.seq = int(self.get_meta("seq"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def get_meta(self, key: str) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def write_batch(
+        self,
+        upserts: list[tuple[str, int, bytes, str | None]],
+        deletes: list[tuple[str, int]],
+    ) -> int:
+        """Apply one batch atomically; returns its sequence number. Nothing is visible until commit."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self.seq + 1
+                if deletes:
+                    cur.executemany("DELETE FROM points WHERE id = ?", [(i,) for i, _ in deletes])
+                    cur.executemany("INSERT INTO tombstones VALUES (?, ?)", [(s, seq) for _, s in deletes])
+                if upserts:
+                    cur.executemany(
+                        "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)",
+                        [(i, s, v, p, seq) for i, s, v, p in upserts],
+                    )
+                cur.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            self.seq = seq
+        return seq
+
+    def points(self) -> list[StoredPoint]:
+        with self._lock:
+            rows = self._conn.execute("SELECT id, slot, vector, payload, seq FROM points ORDER BY slot").fetchall()
+        return [StoredPoint(*row) for row in rows]
+
+    def tombstones_after(self, seq: int) -> list[int]:
+        with self._lock:
+            return [s for (s,) in self._conn.execute("SELECT slot FROM tombstones WHERE seq > ?", (seq,))]
+
+    def prune_tombstones(self, upto_seq: int) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM tombstones WHERE seq <= ?", (upto_seq,))
