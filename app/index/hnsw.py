@@ -85,7 +85,7 @@ class HnswIndex:
         self._state[slots] = _LIVE
 
     def delete(self, slots: np.ndarray) -> None:
-        slots = np.asarray(slots, dtype=np.int64)
+        slots = np.unique(np.asarray(slots, dtype=np.int64))
         slots = slots[slots < len(self._state)]
         for slot in slots[self._state[slots] == _LIVE].tolist():
             self._graph.mark_deleted(slot)

@@ -1,0 +1,85 @@
+"""PayloadIndex: filters over declared fields become exact slot masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.core.errors import InvalidFilter, InvalidInput, UnindexedField
+from app.index.payload import PayloadIndex
+
+PAYLOADS = [
+    {"cat": "shoes", "price": 10.0, "stock": 3, "sale": True, "tags": ["red", "new"]},
+    {"cat": "bags", "price": 55.5, "stock": 0, "sale": False, "tags": ["red"]},
+    {"cat": "shoes", "price": 99.0, "stock": 7, "tags": []},
+    {"cat": "hats"},
+    None,
+]
+
+
+@pytest.fixture
+def index() -> PayloadIndex:
+    idx = PayloadIndex({"cat": "keyword", "price": "float", "stock": "integer", "sale": "bool", "tags": "keyword"})
+    for slot, payload in enumerate(PAYLOADS):
+        idx.set(slot, payload)
+    return idx
+
+
+def slots(index: PayloadIndex, flt: dict) -> list[int]:
+    return np.flatnonzero(index.mask(flt, len(PAYLOADS))).tolist()
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ({"must": [{"key": "cat", "match": "shoes"}]}, [0, 2]),
+        ({"must": [{"key": "cat", "any": ["bags", "hats"]}]}, [1, 3]),
+        ({"must": [{"key": "price", "range": {"gte": 10, "lt": 60}}]}, [0, 1]),
+        ({"must": [{"key": "stock", "range": {"gt": 0}}]}, [0, 2]),
+        ({"must": [{"key": "stock", "match": 0}]}, [1]),
+        ({"must": [{"key": "sale", "match": True}]}, [0]),
+        ({"must": [{"key": "tags", "match": "red"}]}, [0, 1]),
+        ({"must_not": [{"key": "cat", "match": "shoes"}]}, [1, 3, 4]),
+        ({"should": [{"key": "cat", "match": "hats"}, {"key": "price", "range": {"gt": 90}}]}, [2, 3]),
+        ({"must": [{"should": [{"key": "cat", "match": "bags"}, {"key": "sale", "match": True}]}]}, [0, 1]),
+        ({}, [0, 1, 2, 3, 4]),
+    ],
+)
+def test_filters(index: PayloadIndex, flt: dict, expected: list[int]) -> None:
+    assert slots(index, flt) == expected
+
+
+def test_replacing_and_removing_a_payload_updates_every_field(index: PayloadIndex) -> None:
+    index.set(0, {"cat": "bags", "price": 1.0})
+    assert slots(index, {"must": [{"key": "cat", "match": "shoes"}]}) == [2]
+    assert slots(index, {"must": [{"key": "tags", "match": "new"}]}) == []
+    index.remove(1)
+    assert slots(index, {"must": [{"key": "cat", "match": "bags"}]}) == [0]
+
+
+def test_undeclared_field_is_a_clear_error(index: PayloadIndex) -> None:
+    with pytest.raises(UnindexedField, match="declare it in payload_indexes"):
+        index.mask({"must": [{"key": "colour", "match": "red"}]}, 5)
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        {"key": "cat", "range": {"gt": 1}},
+        {"key": "cat", "match": 3},
+        {"key": "sale", "range": {"gt": 0}},
+        {"key": "stock", "match": "three"},
+    ],
+)
+def test_condition_that_does_not_fit_the_field_type(index: PayloadIndex, cond: dict) -> None:
+    with pytest.raises(InvalidFilter):
+        index.mask({"must": [cond]}, 5)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"price": "cheap"}, {"stock": 1.5}, {"sale": 1}, {"cat": 7}, {"tags": ["a", 1]}, {"price": float("nan")}],
+)
+def test_payload_values_must_fit_declared_types(index: PayloadIndex, payload: dict) -> None:
+    with pytest.raises(InvalidInput):
+        index.check(payload)

@@ -1,0 +1,91 @@
+"""The planner's choices, seen through a real collection: exact when cheap, graph when broad."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.core.config import Settings
+from app.services import graph
+from app.services.models import CollectionConfig, Query
+from app.services.planner import choose_plan
+from app.services.registry import CollectionRegistry
+from tests.conftest import clustered
+
+N, DIM = 20_000, 16
+
+
+def test_choose_plan_rules() -> None:
+    kw = {"dim": 10, "exact_max_floats": 1000}
+    assert choose_plan(exact_requested=True, graph_ready=True, candidates=10**6, **kw) == "exact"
+    assert choose_plan(exact_requested=False, graph_ready=False, candidates=10**6, **kw) == "exact"
+    assert choose_plan(exact_requested=False, graph_ready=True, candidates=100, **kw) == "exact"
+    assert choose_plan(exact_requested=False, graph_ready=True, candidates=101, **kw) == "hnsw"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory):
+    """20k points with a `bucket` field in 0..99, so `bucket < X` selects X percent."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("planner"), exact_max_floats=2_000 * DIM, index_threads=2)
+    reg = CollectionRegistry(settings)
+    reg.open()
+    c = reg.create(CollectionConfig(name="big", dim=DIM, metric="cosine", payload_indexes={"bucket": "integer"}))
+    data = clustered(N, DIM, seed=7)
+    for start in range(0, N, 5_000):
+        ids = list(range(start, start + 5_000))
+        c.upsert(ids, data[start : start + 5_000], [{"bucket": i % 100} for i in ids])
+    assert graph.wait(c, timeout=120)
+    yield c, data
+    reg.close()
+
+
+def _bucket_below(x: int) -> dict:
+    return {"must": [{"key": "bucket", "range": {"lt": x}}]}
+
+
+def test_small_collection_is_searched_exactly(registry: CollectionRegistry) -> None:
+    c = registry.create(CollectionConfig(name="small", dim=4))
+    graph.wait(c)
+    c.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [None, None])
+    (result,) = c.search([Query(vector=np.ones(4, np.float32), k=1)])
+    assert result.plan == "exact" and result.candidates == 2
+
+
+def test_unfiltered_large_collection_uses_the_graph(big) -> None:
+    c, data = big
+    (result,) = c.search([Query(vector=data[0], k=10)])
+    assert result.plan == "hnsw" and result.candidates == N
+
+
+def test_selective_filter_is_exact_and_broad_filter_uses_the_graph(big) -> None:
+    c, data = big
+    (narrow,) = c.search([Query(vector=data[0], k=10, filter=_bucket_below(5))])
+    assert narrow.plan == "exact" and narrow.candidates == N * 5 // 100
+    (broad,) = c.search([Query(vector=data[0], k=10, filter=_bucket_below(50))])
+    assert broad.plan == "hnsw" and broad.candidates == N // 2
+
+
+@pytest.mark.parametrize("percent", [12, 30, 50])
+def test_filtered_graph_search_returns_k_at_high_recall(big, percent: int) -> None:
+    c, data = big
+    rng = np.random.default_rng(percent)
+    queries = data[rng.choice(N, 100, replace=False)] + 0.05
+    matching = np.arange(N)[np.arange(N) % 100 < percent]
+    unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+    recalls = []
+    for q in queries:
+        (res,) = c.search([Query(vector=q, k=10, filter=_bucket_below(percent), with_payload=False)])
+        assert res.plan == "hnsw"
+        assert len(res.hits) == 10, "a filtered search never comes back short when enough points match"
+        assert all(h.id % 100 < percent for h in res.hits)
+        scores = unit[matching] @ (q / np.linalg.norm(q))
+        truth = set(matching[np.argsort(-scores)[:10]].tolist())
+        recalls.append(len(truth & {h.id for h in res.hits}) / 10)
+    assert np.mean(recalls) >= 0.95
+
+
+def test_exact_flag_and_score_threshold(big) -> None:
+    c, data = big
+    (res,) = c.search([Query(vector=data[3], k=5, exact=True, score_threshold=0.999)])
+    assert res.plan == "exact"
+    assert [h.id for h in res.hits] == [3]
