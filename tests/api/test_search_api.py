@@ -1,0 +1,75 @@
+"""Search over HTTP: by vector, by id, filters, thresholds, options, batch."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import b64, create, error, upsert
+
+S = "/collections/products/search"
+
+
+def _shop(client: TestClient) -> None:
+    create(client)
+    upsert(
+        client,
+        [
+            {"id": "red-shoe", "vector": [1, 0.1, 0, 0], "payload": {"category": "shoes", "price": 50.0}},
+            {"id": "red-bag", "vector": [1, 0, 0.2, 0], "payload": {"category": "bags", "price": 150.0}},
+            {"id": "blue-shoe", "vector": [0, 1, 0, 0], "payload": {"category": "shoes", "price": 70.0}},
+            {"id": 7, "vector": [0, 0, 0, 1], "payload": {"category": "hats", "price": 20.0}},
+        ],
+    )
+
+
+def test_search_by_vector_reports_plan_and_candidates(client: TestClient) -> None:
+    _shop(client)
+    body = client.post(S, json={"vector": [1, 0, 0, 0], "k": 2}).json()
+    assert [r["id"] for r in body["results"]] == ["red-shoe", "red-bag"]
+    assert body["plan"] == "exact" and body["candidates"] == 4
+    assert body["results"][0]["payload"] == {"category": "shoes", "price": 50.0}
+    assert 0.99 < body["results"][0]["score"] <= 1.0
+
+
+def test_search_with_filter_threshold_and_options(client: TestClient) -> None:
+    _shop(client)
+    flt = {"must": [{"key": "category", "match": "shoes"}], "must_not": [{"key": "price", "range": {"gt": 60}}]}
+    body = client.post(S, json={"vector": [1, 0, 0, 0], "filter": flt, "with_vector": True}).json()
+    assert [r["id"] for r in body["results"]] == ["red-shoe"] and body["candidates"] == 1
+    assert len(body["results"][0]["vector"]) == 4
+    body = client.post(S, json={"vector": [1, 0, 0, 0], "score_threshold": 0.5, "with_payload": False}).json()
+    assert [r["id"] for r in body["results"]] == ["red-shoe", "red-bag"]
+    assert "payload" not in body["results"][0]
+
+
+def test_search_by_id_leaves_out_the_example(client: TestClient) -> None:
+    _shop(client)
+    body = client.post(S, json={"id": "red-shoe", "k": 1}).json()
+    assert [r["id"] for r in body["results"]] == ["red-bag"]
+    error(client.post(S, json={"id": "nope"}), 404, "point_not_found")
+
+
+def test_batch_search_keeps_order_and_accepts_base64(client: TestClient) -> None:
+    _shop(client)
+    queries = [
+        {"vector": [0, 0, 0, 1], "k": 1},
+        {"vector": b64(np.array([0, 1, 0, 0])), "k": 1},
+        {"id": "red-bag", "k": 1, "exact": True},
+    ]
+    body = client.post(f"{S}/batch", json={"searches": queries}).json()
+    assert [[r["id"] for r in res["results"]] for res in body["results"]] == [[7], ["blue-shoe"], ["red-shoe"]]
+
+
+def test_graph_search_through_the_api(client: TestClient, settings) -> None:
+    settings.exact_max_floats = 0  # force the graph even for a small collection
+    create(client, dim=8)
+    data = np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32)
+    client.put("/collections/products/points", json={"batch": {"ids": list(range(300)), "vectors": b64(data)}})
+    deadline = time.monotonic() + 30
+    while client.get("/collections/products").json()["index_state"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = client.post(S, json={"vector": data[42].tolist(), "k": 3, "ef": 50}).json()
+    assert body["plan"] == "hnsw" and body["results"][0]["id"] == 42
