@@ -12,14 +12,14 @@ import orjson
 
 from app.core.config import Settings
 from app.core.errors import CollectionNotFound, DimensionMismatch, InvalidInput, InvalidVector, PointNotFound
-from app.index.base import IncompleteResult, higher_is_better, prepare
+from app.index.base import prepare
 from app.index.exact import ExactIndex
 from app.index.hnsw import HnswIndex
 from app.index.payload import PayloadIndex
 from app.services import graph
-from app.services.models import CollectionConfig, Hit, Page, Point, PointId, Query, SearchResult
-from app.services.planner import choose_plan, filtered_ef
+from app.services.models import CollectionConfig, Page, Point, PointId, Query, SearchResult
 from app.services.rwlock import RWLock
+from app.services.searcher import run_queries
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,9 @@ class Collection:
         self.name = config.name
         self.rw = RWLock()
         self._write_mutex = threading.Lock()  # serialises writers, including their SQLite commit
-        self._ids: list[PointId | None] = []  # slot → external id
-        self._slot_of: dict[PointId, int] = {}
-        self._payloads: list[bytes | None] = []
+        self.ids: list[PointId | None] = []  # slot → external id
+        self.slot_of: dict[PointId, int] = {}
+        self.payloads: list[bytes | None] = []
         self._free: list[int] = []
         self.exact = ExactIndex(config.dim, config.metric)
         self.payload_index = PayloadIndex(config.payload_indexes)
@@ -77,13 +77,13 @@ class Collection:
     def _load_points(self) -> np.ndarray:
         rows = self.store.points()
         size = rows[-1].slot + 1 if rows else 0
-        self._ids = [None] * size
-        self._payloads = [None] * size
+        self.ids = [None] * size
+        self.payloads = [None] * size
         seq_of_slot = np.zeros(size, np.int64)
         for row in rows:
             pid = orjson.loads(row.id_json)
-            self._ids[row.slot], self._slot_of[pid] = pid, row.slot
-            self._payloads[row.slot] = None if row.payload is None else row.payload.encode()
+            self.ids[row.slot], self.slot_of[pid] = pid, row.slot
+            self.payloads[row.slot] = None if row.payload is None else row.payload.encode()
             seq_of_slot[row.slot] = row.seq
             if row.payload is not None:
                 self.payload_index.set(row.slot, orjson.loads(row.payload))
@@ -91,7 +91,7 @@ class Collection:
             slots = np.fromiter((r.slot for r in rows), np.int64, len(rows))
             vectors = np.frombuffer(b"".join(r.vector for r in rows), np.float32).reshape(len(rows), -1)
             self.exact.upsert(slots, vectors)
-        self._free = sorted(set(range(size)) - set(self._slot_of.values()), reverse=True)
+        self._free = sorted(set(range(size)) - set(self.slot_of.values()), reverse=True)
         return seq_of_slot
 
     def close(self, *, checkpoint: bool = True) -> None:
@@ -108,7 +108,7 @@ class Collection:
     # ---- writes -----------------------------------------------------------------------------
     def upsert(self, ids: list[PointId], vectors: np.ndarray, payloads: list[dict[str, Any] | None]) -> int:
         """Insert or replace points; all or nothing. Returns the batch's sequence number."""
-        vectors = self._check_vectors(vectors, expected=len(ids))
+        vectors = self.check_vectors(vectors, expected=len(ids))
         for i, payload in enumerate(payloads):
             try:
                 self.payload_index.check(payload)
@@ -131,10 +131,10 @@ class Collection:
             )
             with self.rw.write():
                 for pid, slot, p, i in zip(ids, slots.tolist(), payload_json, order, strict=True):
-                    if slot == len(self._ids):
-                        self._ids.append(None)
-                        self._payloads.append(None)
-                    self._ids[slot], self._slot_of[pid], self._payloads[slot] = pid, slot, p
+                    if slot == len(self.ids):
+                        self.ids.append(None)
+                        self.payloads.append(None)
+                    self.ids[slot], self.slot_of[pid], self.payloads[slot] = pid, slot, p
                     self.payload_index.set(slot, payloads[i])
                 del self._free[len(self._free) - reused :]
                 self.exact.upsert(slots, vectors)
@@ -147,15 +147,15 @@ class Collection:
         """Delete the given ids (unknown ones are skipped). Returns (deleted count, sequence number)."""
         with self._write_mutex:
             self._check_open()
-            found = [(pid, self._slot_of[pid]) for pid in dict.fromkeys(ids) if pid in self._slot_of]
+            found = [(pid, self.slot_of[pid]) for pid in dict.fromkeys(ids) if pid in self.slot_of]
             if not found:
                 return 0, self.applied_seq
             seq = self.store.write_batch([], [(orjson.dumps(pid).decode(), slot) for pid, slot in found])
             slots = np.fromiter((s for _, s in found), np.int64, len(found))
             with self.rw.write():
                 for pid, slot in found:
-                    del self._slot_of[pid]
-                    self._ids[slot] = self._payloads[slot] = None
+                    del self.slot_of[pid]
+                    self.ids[slot] = self.payloads[slot] = None
                     self.payload_index.remove(slot)
                 self._free.extend(sorted(slots.tolist(), reverse=True))
                 self.exact.delete(slots)
@@ -166,7 +166,7 @@ class Collection:
 
     def delete_by_filter(self, flt: dict[str, Any]) -> tuple[int, int]:
         with self.rw.read():
-            ids = [self._ids[s] for s in np.flatnonzero(self._mask(flt)).tolist()]
+            ids = [self.ids[s] for s in np.flatnonzero(self.mask(flt)).tolist()]
         return self.delete([pid for pid in ids if pid is not None])
 
     def _assign_slots(self, ids: list[PointId]) -> tuple[np.ndarray, int]:
@@ -175,10 +175,10 @@ class Collection:
         Returns the slots and how many came off the end of the free stack; nothing changes yet,
         because the batch may still fail to commit.
         """
-        reused, next_new = 0, len(self._ids)
+        reused, next_new = 0, len(self.ids)
         slots = []
         for pid in ids:
-            slot = self._slot_of.get(pid)
+            slot = self.slot_of.get(pid)
             if slot is None:
                 if reused < len(self._free):
                     reused += 1
@@ -202,20 +202,20 @@ class Collection:
     # ---- reads ------------------------------------------------------------------------------
     @property
     def count(self) -> int:
-        return len(self._slot_of)
+        return len(self.slot_of)
 
     def get(self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False) -> list[Point]:
         with self.rw.read():
             self._check_open()
-            missing = [pid for pid in ids if pid not in self._slot_of]
+            missing = [pid for pid in ids if pid not in self.slot_of]
             if missing:
                 raise PointNotFound(f"{len(missing)} point(s) not found", missing=missing[:20])
-            return self._points([self._slot_of[pid] for pid in ids], with_payload, with_vector)
+            return self._points([self.slot_of[pid] for pid in ids], with_payload, with_vector)
 
     def count_matching(self, flt: dict[str, Any] | None) -> int:
         with self.rw.read():
             self._check_open()
-            return self.count if not flt else int(np.count_nonzero(self._mask(flt)))
+            return self.count if not flt else int(np.count_nonzero(self.mask(flt)))
 
     def scroll(
         self, flt: dict[str, Any] | None, limit: int, offset: int | None, *, with_payload: bool, with_vector: bool
@@ -223,7 +223,7 @@ class Collection:
         """Points in slot order from `offset` on; `next_offset` continues where this page stopped."""
         with self.rw.read():
             self._check_open()
-            mask = self._mask(flt) if flt else self.exact.alive
+            mask = self.mask(flt) if flt else self.exact.alive
             slots = np.flatnonzero(mask[offset or 0 :]) + (offset or 0)
             page = slots[: limit + 1].tolist()
             next_offset = page.pop() if len(page) > limit else None
@@ -234,81 +234,25 @@ class Collection:
             raise WouldBlock
         try:
             self._check_open()
-            return [self._search_one(q) for q in queries]
+            return run_queries(self, queries)
         finally:
             self.rw.release_read()
-
-    def _search_one(self, q: Query) -> SearchResult:
-        exclude = None
-        vector = q.vector
-        if q.id is not None:
-            if q.id not in self._slot_of:
-                raise PointNotFound(f"point {q.id!r} not found", missing=[q.id])
-            exclude = self._slot_of[q.id]  # "more like this" never answers with the example itself
-            vector = self.exact.vectors(np.array([exclude]))[0]
-        vector = self._check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), expected=1)
-        k = q.k + (exclude is not None)
-        if q.filter:
-            mask = self._mask(q.filter)
-            candidates = int(np.count_nonzero(mask))
-        else:
-            mask, candidates = None, self.count
-        plan = choose_plan(
-            exact_requested=q.exact,
-            graph_ready=self.hnsw is not None and self.pending is None,
-            candidates=candidates,
-            dim=self.config.dim,
-            exact_max_floats=self.settings.exact_max_floats,
-        )
-        slots, scores = None, None
-        if plan == "hnsw":
-            assert self.hnsw is not None
-            try:
-                if mask is None:
-                    slots, scores = self.hnsw.search(vector, k, ef=q.ef)
-                else:
-                    ef = filtered_ef(q.ef or self.config.ef, k, candidates / max(self.count, 1), self.settings.max_ef)
-                    slots, scores = self.hnsw.search(vector, k, ef=ef, allowed=bytearray(mask.view(np.uint8)))
-            except IncompleteResult:  # the graph ran dry under the filter: answer exactly instead
-                plan = "exact"
-        if plan == "exact":
-            slots, scores = self.exact.search(vector, k, None if mask is None else np.flatnonzero(mask))
-        assert slots is not None and scores is not None
-        return SearchResult(self._hits(slots[0], scores[0], q, exclude), plan, candidates)
-
-    def _hits(self, slots: np.ndarray, scores: np.ndarray, q: Query, exclude: int | None) -> list[Hit]:
-        keep = slots >= 0
-        if exclude is not None:
-            keep &= slots != exclude
-        if q.score_threshold is not None:
-            keep &= scores >= q.score_threshold if higher_is_better(self.config.metric) else scores <= q.score_threshold
-        slots, scores = slots[keep][: q.k], scores[keep][: q.k]
-        vectors = self.exact.vectors(slots) if q.with_vector else None
-        return [
-            Hit(
-                self._ids[slot],  # type: ignore[arg-type]
-                float(score),
-                self._payloads[slot] if q.with_payload else None,
-                None if vectors is None else vectors[i],
-            )
-            for i, (slot, score) in enumerate(zip(slots.tolist(), scores.tolist(), strict=True))
-        ]
 
     def _points(self, slots: list[int], with_payload: bool, with_vector: bool) -> list[Point]:
         vectors = self.exact.vectors(np.asarray(slots, np.int64)) if with_vector else None
         return [
             Point(
-                self._ids[slot],  # type: ignore[arg-type]
-                self._payloads[slot] if with_payload else None,
+                self.ids[slot],  # type: ignore[arg-type]
+                self.payloads[slot] if with_payload else None,
                 None if vectors is None else vectors[i],
             )
             for i, slot in enumerate(slots)
         ]
 
-    def _mask(self, flt: dict[str, Any]) -> np.ndarray:
+    def mask(self, flt: dict[str, Any]) -> np.ndarray:
         return self.payload_index.mask(flt, self.exact.size) & self.exact.alive
 
-    def _check_vectors(self, vectors: np.ndarray, expected: int) -> np.ndarray:
+    def check_vectors(self, vectors: np.ndarray, expected: int) -> np.ndarray:
         if vectors.ndim != 2 or vectors.shape[1] != self.config.dim or len(vectors) != expected:
             got = vectors.shape[-1] if vectors.ndim == 2 and len(vectors) == expected else None
             raise DimensionMismatch(
@@ -338,6 +282,6 @@ class Collection:
                 "index_state": self.graph_state,
                 "memory_bytes": self.exact.nbytes
                 + (self.hnsw.nbytes if self.hnsw else 0)
-                + sum(len(p) for p in self._payloads if p),
+                + sum(len(p) for p in self.payloads if p),
                 "seq": self.applied_seq,
             }
