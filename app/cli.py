@@ -28,7 +28,14 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: st
     overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir, "api_key": api_key}.items() if v}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 if __name__ == "__main__":

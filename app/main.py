@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.api import collections, health, points, search
 from app.api.errors import install_error_handlers
 from app.api.guard import Guard
+from app.api.search import SearchLane
 from app.core.config import Settings
 from app.services.registry import CollectionRegistry
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(SearchLane)  # inner: runs after the guard below
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     install_error_handlers(app)
     for module in (health, collections, points, search):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -24,19 +25,29 @@ def error_response(
     return Response(orjson.dumps(body, default=str), status_code=status, media_type="application/json", headers=headers)
 
 
-async def _umbrella(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, UmbrellaError)
+def umbrella_error_response(exc: UmbrellaError) -> Response:
     return error_response(exc.status_code, exc.code, exc.message, exc.details)
 
 
-async def _validation(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+def validation_error_response(raw_errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> Response:
+    """422 listing what did not match the schema (inputs left out: they can be huge)."""
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()[:20]
+        {"loc": [*prefix, *e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in raw_errors[:20]
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"])
     return error_response(422, "validation_error", f"{where}: {first['msg']}", {"errors": errors})
+
+
+async def _umbrella(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UmbrellaError)
+    return umbrella_error_response(exc)
+
+
+async def _validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return validation_error_response(exc.errors())
 
 
 async def _http(_: Request, exc: Exception) -> Response:

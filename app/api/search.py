@@ -1,16 +1,22 @@
-"""Routes for search: one query, or many in one call."""
+"""Routes for search: one query, or many in one call; single queries also have a fast lane."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 from fastapi import APIRouter
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.codec import decode_vector, json_response, result_json
 from app.api.deps import CollectionDep, SettingsDep
-from app.core.errors import PayloadTooLarge
+from app.api.errors import umbrella_error_response, validation_error_response
+from app.core.errors import PayloadTooLarge, UmbrellaError
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
-from app.services.collection import WouldBlock
+from app.services.collection import Collection, WouldBlock
 from app.services.models import Query
 
 router = APIRouter(prefix="/collections/{name}/search", tags=["search"])
@@ -30,9 +36,7 @@ def to_query(req: SearchRequest) -> Query:
     )
 
 
-@router.post("", response_model=SearchResponse)
-async def search(body: SearchRequest, collection: CollectionDep) -> Response:
-    """k nearest points to a vector or to a stored point, optionally filtered by payload."""
+async def answer_search(collection: Collection, body: SearchRequest) -> Response:
     queries = [to_query(body)]
     try:
         # A graph query takes a fraction of a millisecond: answering on the event loop saves the
@@ -41,6 +45,12 @@ async def search(body: SearchRequest, collection: CollectionDep) -> Response:
     except WouldBlock:
         (result,) = await run_in_threadpool(collection.search, queries)
     return json_response(result_json(result))
+
+
+@router.post("", response_model=SearchResponse)
+async def search(body: SearchRequest, collection: CollectionDep) -> Response:
+    """k nearest points to a vector or to a stored point, optionally filtered by payload."""
+    return await answer_search(collection, body)
 
 
 @router.post("/batch", response_model=BatchSearchResponse)
@@ -54,3 +64,38 @@ async def search_batch(body: BatchSearchRequest, collection: CollectionDep, sett
         )
     results = await run_in_threadpool(collection.search, [to_query(s) for s in body.searches])
     return json_response({"results": [result_json(r) for r in results]})
+
+
+_SEARCH_PATH = re.compile(r"^/collections/([^/]+)/search$")
+
+
+class SearchLane:
+    """Serves POST /collections/{name}/search straight from ASGI, past FastAPI's per-request work.
+
+    The single query is the hot path, and there routing, dependency solving and the stdlib JSON
+    parse cost more than the graph search itself (benchmarks/RESULTS.md). Same schema, same
+    service call and same error envelope as the route above, which stays for the OpenAPI page.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = _SEARCH_PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        try:
+            body = SearchRequest.model_validate_json(b"".join(chunks))
+            collection = scope["app"].state.registry.get(unquote(match[1]))
+            response = await answer_search(collection, body)
+        except ValidationError as err:
+            response = validation_error_response(err.errors(), prefix=("body",))
+        except UmbrellaError as err:
+            response = umbrella_error_response(err)
+        await response(scope, receive, send)

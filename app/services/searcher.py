@@ -1,4 +1,5 @@
 """Running queries against one collection: plan each, batch the plain graph queries, build hits."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; run them as modules, e.g. `python -m benchmarks.glove`."""
