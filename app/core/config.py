@@ -29,10 +29,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     max_ef: int = Field(10_000, ge=1, description="Widest beam the planner gives a filtered graph search.")
     exact_max_floats: int = Field(
-        1_500_000,
+        50_000,
         ge=0,
-        description="Planner: search exactly when candidates × dim is at most this "
-        "(measured in benchmarks/RESULTS.md: exact beats the graph below it).",
+        description="Planner, no filter: search exactly when points × dim is at most this "
+        "(benchmarks/RESULTS.md, planner section: the graph is faster above it).",
+    )
+    filtered_exact_max_floats: int = Field(
+        1_000_000,
+        ge=0,
+        description="Planner, with a filter: search exactly when matching points × dim is at most this "
+        "(benchmarks/RESULTS.md, planner section: the filtered graph is faster above it).",
     )
     checkpoint_every: int = Field(
         50_000, ge=1, description="Write an HNSW checkpoint after this many points changed since the last one."

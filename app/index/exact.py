@@ -6,6 +6,8 @@ import numpy as np
 
 from app.index.base import Metric, higher_is_better, prepare, top_k
 
+SCAN_FRACTION = 0.2
+
 
 class ExactIndex:
     """Every live vector in one contiguous float32 matrix; a BLAS matmul scores them all."""
@@ -45,27 +47,39 @@ class ExactIndex:
         self._alive[slots[slots < self._size]] = False
 
     def search(
-        self, queries: np.ndarray, k: int, candidates: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, candidates: np.ndarray | None = None, *, scan: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Best k slots and scores per query among `candidates` (all live slots when None)."""
-        rows = np.flatnonzero(self.alive) if candidates is None else candidates
+        """Best k slots and scores per query among `candidates` (all live slots when None).
+
+        Candidates are scored either by gathering their rows, or by scanning every row and masking
+        the rest: a gather reads memory at random, so past SCAN_FRACTION of the rows the scan wins
+        (benchmarks/RESULTS.md, planner section). `scan` forces one way, for that benchmark.
+        """
         q = prepare(np.atleast_2d(queries), self.metric)
-        matrix = self._vectors[: self._size] if candidates is None else self._vectors[rows]
-        scores = q @ matrix.T
-        if self.metric == "l2":  # squared distance; the square root is taken on the k winners only
-            sq = np.einsum("ij,ij->i", matrix, matrix)
-            qsq = np.einsum("ij,ij->i", q, q)
-            scores = np.maximum(qsq[:, None] - 2 * scores + sq[None, :], 0)
-        if candidates is None:
-            # Scoring the whole prefix and masking the dead beats gathering the live rows first.
-            scores[:, ~self.alive] = -np.inf if higher_is_better(self.metric) else np.inf
-        k = min(k, len(rows))
-        best = top_k(scores, k, self.metric)
+        if candidates is None or (scan if scan is not None else len(candidates) > SCAN_FRACTION * self._size):
+            keep = self.alive
+            if candidates is not None:
+                keep = np.zeros(self._size, dtype=bool)
+                keep[candidates] = True
+            scores = self._scores(q, self._vectors[: self._size])
+            scores[:, ~keep] = -np.inf if higher_is_better(self.metric) else np.inf
+            best = top_k(scores, min(k, int(np.count_nonzero(keep))), self.metric)
+            slots = best
+        else:
+            scores = self._scores(q, self._vectors[candidates])
+            best = top_k(scores, min(k, len(candidates)), self.metric)
+            slots = candidates[best]
         best_scores = np.take_along_axis(scores, best, axis=1)
-        slots = best if candidates is None else rows[best]
-        if self.metric == "l2":
+        if self.metric == "l2":  # squared distances until here: the root is taken on the winners only
             best_scores = np.sqrt(best_scores)
         return slots.astype(np.int64), best_scores.astype(np.float32)
+
+    def _scores(self, q: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        scores = q @ matrix.T
+        if self.metric == "l2":
+            sq = np.einsum("ij,ij->i", matrix, matrix)
+            scores = np.maximum(np.einsum("ij,ij->i", q, q)[:, None] - 2 * scores + sq[None, :], 0)
+        return scores
 
     def _ensure_capacity(self, needed: int) -> None:
         if needed <= len(self._alive):

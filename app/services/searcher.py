@@ -69,7 +69,7 @@ def _plan(c: Collection, q: Query) -> _Planned:
         graph_ready=c.hnsw is not None and c.pending is None,
         candidates=candidates,
         dim=c.config.dim,
-        exact_max_floats=c.settings.exact_max_floats,
+        exact_max_floats=c.settings.exact_max_floats if mask is None else c.settings.filtered_exact_max_floats,
     )
     return _Planned(q, vector, q.k + (exclude is not None), exclude, mask, candidates, plan)
 

@@ -26,7 +26,12 @@ def test_choose_plan_rules() -> None:
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory):
     """20k points with a `bucket` field in 0..99, so `bucket < X` selects X percent."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("planner"), exact_max_floats=2_000 * DIM, index_threads=2)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("planner"),
+        exact_max_floats=2_000 * DIM,
+        filtered_exact_max_floats=2_000 * DIM,
+        index_threads=2,
+    )
     reg = CollectionRegistry(settings)
     reg.open()
     c = reg.create(CollectionConfig(name="big", dim=DIM, metric="cosine", payload_indexes={"bucket": "integer"}))
