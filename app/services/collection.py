@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 DB_FILE = "points.db"
 
 
+def _encode_payload(pid: PointId, payload: dict[str, Any] | None) -> bytes | None:
+    if payload is None:
+        return None
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError as err:  # integers past 64 bits, nesting past 254 levels
+        raise InvalidInput(f"point {pid!r}: payload cannot be stored: {err}", id=pid) from None
+
+
 class WouldBlock(Exception):
     """A non-blocking read found a writer in the way; retry off the event loop."""
 
@@ -118,7 +127,7 @@ class Collection:
         order = list(last.values())
         ids = [ids[i] for i in order]
         vectors = vectors[order]
-        payload_json = [None if payloads[i] is None else orjson.dumps(payloads[i]) for i in order]
+        payload_json = [_encode_payload(ids[n], payloads[i]) for n, i in enumerate(order)]
         with self._write_mutex:
             self._check_open()
             slots, reused = self._assign_slots(ids)

@@ -54,6 +54,7 @@ def _put(client: TestClient, body: object):
         ({"points": [{"id": 9, "vector": "x" * 3}]}, 400, "invalid_vector"),
         ({"points": [{"id": 9, "vector": [1, 1, 1, 1], "payload": {"price": "cheap"}}]}, 400, "invalid_input"),
         ({"points": [{"id": 9, "vector": [1, 1, 1, 1], "payload": [1, 2]}]}, 422, "validation_error"),
+        ({"points": [{"id": 9, "vector": [1, 1, 1, 1], "payload": {"big": 2**70}}]}, 400, "invalid_input"),
         ({"points": [{"id": 9, "vector": [1, 1, 1, 1], "colour": "red"}]}, 422, "validation_error"),
         ({"points": [{"id": 9, "vector": ["a", 1, 1, 1]}]}, 422, "validation_error"),
     ],
