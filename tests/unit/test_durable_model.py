@@ -33,7 +33,12 @@ class DurableCollectionModel(RuleBasedStateMachine):
         self.settings = Settings(data_dir=self.root, checkpoint_every=3, exact_max_floats=0, index_threads=1)
         self.registry = CollectionRegistry(self.settings)
         self.registry.open()
-        self.registry.create(CollectionConfig(name="c", dim=DIM, metric="l2", payload_indexes={"colour": "keyword"}))
+        created = self.registry.create(
+            CollectionConfig(name="c", dim=DIM, metric="l2", payload_indexes={"colour": "keyword"})
+        )
+        assert graph.wait(
+            created, timeout=30
+        )  # until then every search is exact, and the check below is about the graph
         self.model: dict[Any, tuple[np.ndarray, Any]] = {}
 
     @property
