@@ -31,7 +31,7 @@ from benchmarks._report import machine, table, write_section
 
 SECTION = "## Planner threshold: exact vs graph"
 K, EF, DIM = 10, 64, 50
-FRACTIONS = [0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5]
+FRACTIONS = [0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25]
 SIZES = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 
 

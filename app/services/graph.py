@@ -39,19 +39,16 @@ def _params(c: Collection) -> dict[str, int]:
 def _bring_up(c: Collection, seq_of_slot: np.ndarray) -> None:
     try:
         index, replay = _from_checkpoint(c, seq_of_slot)
+        source = "loaded from its checkpoint"
         if index is None:
-            index, replay = _build(c), set()
-            rebuilt = c.count > 0
-        else:
-            rebuilt = False
+            index, replay, source = _build(c), set(), "built from the database"
+        rebuilt = index.live_count > 0 and source != "loaded from its checkpoint"
         with c.rw.write():
             if c.closed or c.pending is None:
                 return
             _replay(c, index, replay | c.pending)
             c.hnsw, c.pending, c.graph_state = index, None, "ready"
-        log.info(
-            "collection %s: graph ready (%d points, %s)", c.name, index.live_count, "rebuilt" if rebuilt else "loaded"
-        )
+        log.info("collection %s: graph ready, %d points, %s", c.name, index.live_count, source)
         if rebuilt or len(replay) >= c.settings.checkpoint_every:
             checkpoint(c)  # so the next start loads instead of rebuilding
     except Exception:

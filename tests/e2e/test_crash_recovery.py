@@ -376,7 +376,7 @@ def test_graceful_restart_loads_checkpoint(server_factory: Callable[..., ServerP
     with server.client() as client:
         meta = info(client)
         assert (meta["index_state"], meta["count"], meta["indexed_count"], meta["seq"]) == ("ready", 2995, 2995, 3)
-        assert "graph ready (2995 points, loaded)" in server.log_text(), server.log_tail()
+        assert "graph ready, 2995 points, loaded from its checkpoint" in server.log_text(), server.log_tail()
         assert "rebuilding" not in server.log_text()
         live = ids[10:60]
         assert_self_hits(search_self(client, live, vectors[10:60]), live, plans={"hnsw"})
@@ -455,10 +455,12 @@ def test_corrupt_checkpoint_rebuilds_one_collection(
 
         log = server.log_text()
         assert "rebuilding the graph from the database" in log, server.log_tail()
-        assert f"graph ready ({n} points, rebuilt)" in log or f"graph ready ({n + 90} points, rebuilt)" in log, (
+        assert f"graph ready, {n} points, built" in log or f"graph ready, {n + 90} points, built" in log, (
             server.log_tail()
         )
-        assert "graph ready (2000 points, loaded)" in log, "the healthy collection should load, not rebuild"
+        assert "graph ready, 2000 points, loaded from its checkpoint" in log, (
+            "the healthy collection should load, not rebuild"
+        )
 
     # the rebuilt graph is checkpointed again, and that checkpoint verifies
     def repaired() -> bool:
