@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 from starlette.responses import Response
 
-from app.core.errors import InvalidVector
+from app.core.errors import InvalidImage, InvalidVector
 from app.services.models import Hit, Point, SearchResult
 
 
@@ -18,6 +18,14 @@ def decode_vector(value: list[float] | str) -> np.ndarray:
     if isinstance(value, str):
         return decode_matrix(value, rows=1)[0]
     return np.asarray(value, dtype=np.float32)
+
+
+def decode_image(value: str) -> bytes:
+    """The bytes of a base64 image; whether they are a valid image is the embedder's call."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("image is not valid base64") from None
 
 
 def decode_matrix(value: str, rows: int) -> np.ndarray:

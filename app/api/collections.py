@@ -25,7 +25,8 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
     """Create a collection; 409 if the name is taken."""
     config = CollectionConfig(
         name=name,
-        dim=body.dim,
+        dim=body.dim or 0,  # 0: the registry takes the embedder's
+        embedder=body.embedder.model_dump(exclude_none=True) if body.embedder else None,
         metric=body.metric,
         payload_indexes=dict(body.payload_indexes),
         **body.hnsw.model_dump(),

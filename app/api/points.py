@@ -7,21 +7,24 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.codec import decode_matrix, decode_vector, json_response, point_json
+from app.api.codec import decode_image, decode_matrix, decode_vector, json_response, point_json
 from app.api.deps import CollectionDep, SettingsDep
 from app.core.config import Settings
-from app.core.errors import DimensionMismatch, PayloadTooLarge
+from app.core.errors import DimensionMismatch, InvalidImage, PayloadTooLarge
+from app.embedding.base import Modality
 from app.schemas.points import (
     CountRequest,
     CountResult,
     DeleteRequest,
     GetRequest,
+    PointIn,
     PointList,
     ScrollPage,
     ScrollRequest,
     UpsertRequest,
     WriteResult,
 )
+from app.services.collection import Collection
 
 router = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 
@@ -33,6 +36,37 @@ def check_batch(size: int, settings: Settings, what: str = "points") -> None:
             size=size,
             limit=settings.max_batch_points,
         )
+
+
+def points_to_vectors(collection: Collection, points: list[PointIn]) -> np.ndarray:
+    """One vector per point: given ones decoded, sequences and images embedded a modality at a time."""
+    dim = collection.config.dim
+    vectors = np.empty((len(points), dim), np.float32)
+    to_embed: dict[Modality, list[int]] = {}
+    for i, point in enumerate(points):
+        if point.vector is None:
+            to_embed.setdefault("sequence" if point.sequence is not None else "image", []).append(i)
+            continue
+        row = decode_vector(point.vector)
+        if len(row) != dim:
+            raise DimensionMismatch(
+                f"point {point.id!r}: this collection holds {dim}-dimensional vectors, got {len(row)}",
+                id=point.id,
+                expected=dim,
+                got=len(row),
+            )
+        vectors[i] = row
+    for modality, rows in to_embed.items():
+        items = [points[i].sequence if modality == "sequence" else _image(points[i]) for i in rows]
+        vectors[rows] = collection.embed(modality, items, ids=[points[i].id for i in rows])
+    return vectors
+
+
+def _image(point: PointIn) -> bytes:
+    try:
+        return decode_image(point.image or "")
+    except InvalidImage as err:
+        raise InvalidImage(f"point {point.id!r}: {err.message}", id=point.id) from None
 
 
 @router.put("", response_model=WriteResult)
@@ -47,17 +81,7 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
         assert body.points is not None
         check_batch(len(body.points), settings)
         ids = [p.id for p in body.points]
-        rows = [decode_vector(p.vector) for p in body.points]
-        dim = collection.config.dim
-        for point, row in zip(body.points, rows, strict=True):
-            if len(row) != dim:
-                raise DimensionMismatch(
-                    f"point {point.id!r}: this collection holds {dim}-dimensional vectors, got {len(row)}",
-                    id=point.id,
-                    expected=dim,
-                    got=len(row),
-                )
-        vectors = np.stack(rows)
+        vectors = await run_in_threadpool(points_to_vectors, collection, body.points)
         payloads = [p.payload for p in body.points]
     seq = await run_in_threadpool(collection.upsert, ids, vectors, payloads)
     return WriteResult(count=len(ids), seq=seq)

@@ -11,21 +11,29 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.codec import decode_vector, json_response, result_json
+from app.api.codec import decode_image, decode_vector, json_response, result_json
 from app.api.deps import CollectionDep, SettingsDep
 from app.api.errors import umbrella_error_response, validation_error_response
 from app.core.config import Settings
 from app.core.errors import PayloadTooLarge, UmbrellaError
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from app.services.collection import Collection, WouldBlock
-from app.services.models import Query
+from app.services.models import Query, SearchResult
 
 router = APIRouter(prefix="/collections/{name}/search", tags=["search"])
 
 
-def to_query(req: SearchRequest) -> Query:
+def to_query(collection: Collection, req: SearchRequest) -> Query:
+    """The service's query; sequences and images are embedded here, so call it off the event loop."""
+    vector = None
+    if req.vector is not None:
+        vector = decode_vector(req.vector)
+    elif req.sequence is not None:
+        vector = collection.embed("sequence", [req.sequence])[0]
+    elif req.image is not None:
+        vector = collection.embed("image", [decode_image(req.image)])[0]
     return Query(
-        vector=None if req.vector is None else decode_vector(req.vector),
+        vector=vector,
         id=req.id,
         k=req.k,
         ef=req.ef,
@@ -37,8 +45,15 @@ def to_query(req: SearchRequest) -> Query:
     )
 
 
+def _search_many(collection: Collection, reqs: list[SearchRequest]) -> list[SearchResult]:
+    return collection.search([to_query(collection, r) for r in reqs])
+
+
 async def answer_search(collection: Collection, body: SearchRequest) -> Response:
-    queries = [to_query(body)]
+    if body.sequence is not None or body.image is not None:  # embedding is CPU work: not on the loop
+        (result,) = await run_in_threadpool(_search_many, collection, [body])
+        return json_response(result_json(result))
+    queries = [to_query(collection, body)]
     try:
         # A graph query takes a fraction of a millisecond: answering on the event loop saves the
         # thread hop, unless a writer holds the collection, in which case we wait in a thread.
@@ -61,7 +76,7 @@ async def answer_batch(collection: Collection, body: BatchSearchRequest, setting
             size=len(body.searches),
             limit=settings.max_batch_queries,
         )
-    results = await run_in_threadpool(collection.search, [to_query(s) for s in body.searches])
+    results = await run_in_threadpool(_search_many, collection, body.searches)
     return json_response({"results": [result_json(r) for r in results]})
 
 

@@ -5,7 +5,10 @@ UmbrellaError
 │   ├── DimensionMismatch
 │   ├── InvalidVector
 │   ├── InvalidFilter
-│   └── UnindexedField
+│   ├── UnindexedField
+│   ├── WrongModality
+│   ├── InvalidImage
+│   └── ImageTooLarge
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
@@ -51,6 +54,18 @@ class InvalidFilter(InvalidInput):
 
 class UnindexedField(InvalidInput):
     code = "unindexed_field"
+
+
+class WrongModality(InvalidInput):
+    code = "wrong_modality"
+
+
+class InvalidImage(InvalidInput):
+    code = "invalid_image"
+
+
+class ImageTooLarge(InvalidInput):
+    code = "image_too_large"
 
 
 class Unauthorized(UmbrellaError):

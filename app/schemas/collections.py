@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from app.schemas.common import Strict
 
@@ -17,13 +17,40 @@ class HnswParams(Strict):
     ef: int = Field(64, ge=1, le=10_000, description="Default beam width while searching.")
 
 
+class KmerEmbedderSpec(Strict):
+    kind: Literal["kmer"] = Field(description="DNA/protein sequences as normalised k-mer frequency vectors.")
+    k: int = Field(4, ge=1, le=12, description="k-mer length.")
+    alphabet: Literal["dna", "protein"] = Field("dna", description="ACGT (U read as T), or the 20 amino acids.")
+    buckets: int | None = Field(
+        None, ge=16, le=65_536, description="Hash k-mers into this many buckets (default: all k-mers, or 4096 if more)."
+    )
+
+
+class ImageEmbedderSpec(Strict):
+    kind: Literal["image"] = Field(
+        description="Model-free colour, texture and layout features: finds near-identical product photos."
+    )
+
+
+EmbedderSpec = Annotated[KmerEmbedderSpec | ImageEmbedderSpec, Field(discriminator="kind")]
+
+
 class CollectionCreate(Strict):
-    dim: int = Field(ge=1, le=8192, description="Vector dimension.")
+    dim: int | None = Field(None, ge=1, le=8192, description="Vector dimension; the embedder's if one is set.")
+    embedder: EmbedderSpec | None = Field(
+        None, description="Embed sequences or images server-side instead of receiving vectors."
+    )
     metric: Literal["cosine", "ip", "l2"] = Field("cosine", description="cosine, inner product, or Euclidean.")
     hnsw: HnswParams = Field(default_factory=HnswParams, description="Graph parameters.")
     payload_indexes: dict[str, FieldTypeName] = Field(
         default_factory=dict, max_length=64, description="Payload fields to index for filtering, with their type."
     )
+
+    @model_validator(mode="after")
+    def _dim_or_embedder(self) -> CollectionCreate:
+        if self.dim is None and self.embedder is None:
+            raise ValueError("send dim, or an embedder that decides it")
+        return self
 
 
 class CollectionInfo(Strict):
@@ -32,6 +59,7 @@ class CollectionInfo(Strict):
     metric: str
     hnsw: HnswParams
     payload_indexes: dict[str, FieldTypeName]
+    embedder: dict[str, object] | None = Field(None, description="The embedder spec, if any.")
     count: int = Field(description="Points stored.")
     indexed_count: int = Field(description="Points in the HNSW graph (0 while it is being built).")
     index_state: Literal["building", "ready", "failed"] = Field(

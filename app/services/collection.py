@@ -11,7 +11,16 @@ import numpy as np
 import orjson
 
 from app.core.config import Settings
-from app.core.errors import CollectionNotFound, DimensionMismatch, InvalidInput, InvalidVector, PointNotFound
+from app.core.errors import (
+    CollectionNotFound,
+    DimensionMismatch,
+    InvalidInput,
+    InvalidVector,
+    PointNotFound,
+    WrongModality,
+)
+from app.embedding.base import Embedder, Modality, embed
+from app.embedding.factory import EmbedderPool
 from app.index.base import prepare
 from app.index.exact import ExactIndex
 from app.index.hnsw import HnswIndex
@@ -44,8 +53,16 @@ class Collection:
     the write lock, so a reader sees a batch entirely or not at all and an acknowledged write is on disk.
     """
 
-    def __init__(self, folder: Path, config: CollectionConfig, store: PointStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        config: CollectionConfig,
+        store: PointStore,
+        settings: Settings,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.folder, self.config, self.store, self.settings = folder, config, store, settings
+        self.embedder = embedder
         self.name = config.name
         self.rw = RWLock()
         self._write_mutex = threading.Lock()  # serialises writers, including their SQLite commit
@@ -66,19 +83,22 @@ class Collection:
 
     # ---- life cycle -------------------------------------------------------------------------
     @classmethod
-    def create(cls, folder: Path, config: CollectionConfig, settings: Settings) -> Collection:
+    def create(
+        cls, folder: Path, config: CollectionConfig, settings: Settings, embedder: Embedder | None = None
+    ) -> Collection:
         folder.mkdir(parents=True)
         store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
         store.set_meta("config", config.to_json())
-        collection = cls(folder, config, store, settings)
+        collection = cls(folder, config, store, settings, embedder)
         graph.start(collection, seq_of_slot=np.zeros(0, np.int64))
         return collection
 
     @classmethod
-    def open(cls, folder: Path, settings: Settings) -> Collection:
+    def open(cls, folder: Path, settings: Settings, embedders: EmbedderPool) -> Collection:
         store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
         config = CollectionConfig(**store.get_meta("config"))
-        collection = cls(folder, config, store, settings)
+        embedder = embedders.get(config.embedder) if config.embedder else None
+        collection = cls(folder, config, store, settings, embedder)
         seq_of_slot = collection._load_points()
         graph.start(collection, seq_of_slot=seq_of_slot)
         return collection
@@ -207,6 +227,29 @@ class Collection:
         self.changes_since_checkpoint += changed
         if self.changes_since_checkpoint >= self.settings.checkpoint_every and self.graph_state == "ready":
             graph.checkpoint_in_background(self)
+
+    def embed(self, modality: Modality, items: list[Any], ids: list[PointId] | None = None) -> np.ndarray:
+        """Vectors for texts, images or sequences, by the collection's embedder.
+
+        A bad item fails the whole call; with `ids` the error names the point it came from.
+        """
+        if self.embedder is None:
+            raise WrongModality(
+                f"collection '{self.name}' has no embedder: send vectors", modality=modality, accepted=["vector"]
+            )
+        try:
+            return embed(self.embedder, modality, items)
+        except WrongModality:
+            raise
+        except InvalidInput as err:
+            if ids is None or len(items) == 1:
+                raise
+            for pid, item in zip(ids, items, strict=True):  # find the culprit, only on the error path
+                try:
+                    embed(self.embedder, modality, [item])
+                except InvalidInput as one:
+                    raise type(one)(f"point {pid!r}: {one.message}", id=pid, **one.details) from None
+            raise err from None
 
     # ---- reads ------------------------------------------------------------------------------
     @property

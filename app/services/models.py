@@ -22,6 +22,7 @@ class CollectionConfig:
     ef_construction: int = 200
     ef: int = 64
     payload_indexes: dict[str, FieldType] = field(default_factory=dict)
+    embedder: dict[str, Any] | None = None  # e.g. {"kind": "kmer", "k": 4}; None for raw vectors
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

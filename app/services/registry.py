@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from app.core.config import Settings
 from app.core.errors import CollectionExists, CollectionNotFound, InvalidInput
+from app.embedding.factory import EmbedderPool
 from app.services import graph
 from app.services.collection import DB_FILE, Collection
 from app.services.models import CollectionConfig
@@ -38,6 +40,7 @@ class CollectionRegistry:
         self._collections: dict[str, Collection] = {}
         self._mutex = threading.Lock()
         self.failed: dict[str, str] = {}  # collections whose database could not be opened
+        self.embedders = EmbedderPool()
 
     def open(self) -> None:
         """Lock the data directory and open every collection in it; one broken one spoils no other."""
@@ -46,7 +49,7 @@ class CollectionRegistry:
             shutil.rmtree(trash, ignore_errors=True)
         for folder in sorted(p for p in self.root.iterdir() if (p / DB_FILE).exists()):
             try:
-                self._collections[folder.name] = Collection.open(folder, self.settings)
+                self._collections[folder.name] = Collection.open(folder, self.settings, self.embedders)
             except Exception as err:  # keep serving the others; the error is on /readyz and in the log
                 log.exception("collection %s could not be opened", folder.name)
                 self.failed[folder.name] = str(err)
@@ -59,12 +62,22 @@ class CollectionRegistry:
         self._lock.release()
 
     def create(self, config: CollectionConfig) -> Collection:
+        """Create a collection; an embedder that cannot be built fails here, not on the first insert."""
         check_name(config.name)
+        embedder = self.embedders.get(config.embedder) if config.embedder else None
+        if embedder is not None and not config.dim:
+            config = dataclasses.replace(config, dim=embedder.dim)
+        if embedder is not None and embedder.dim != config.dim:
+            raise InvalidInput(
+                f"the {embedder.kind} embedder makes {embedder.dim}-dimensional vectors, not {config.dim}",
+                expected=embedder.dim,
+                got=config.dim,
+            )
         with self._mutex:
             folder = self.root / config.name
             if config.name in self._collections or folder.exists():
                 raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
-            collection = Collection.create(folder, config, self.settings)
+            collection = Collection.create(folder, config, self.settings, embedder)
             self._collections[config.name] = collection
             return collection
 
