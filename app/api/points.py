@@ -39,13 +39,14 @@ def check_batch(size: int, settings: Settings, what: str = "points") -> None:
 
 
 def points_to_vectors(collection: Collection, points: list[PointIn]) -> np.ndarray:
-    """One vector per point: given ones decoded, sequences and images embedded a modality at a time."""
+    """One vector per point: given ones decoded, texts, sequences and images embedded a modality at a time."""
     dim = collection.config.dim
     vectors = np.empty((len(points), dim), np.float32)
     to_embed: dict[Modality, list[int]] = {}
     for i, point in enumerate(points):
         if point.vector is None:
-            to_embed.setdefault("sequence" if point.sequence is not None else "image", []).append(i)
+            modality: Modality = "text" if point.text is not None else "sequence" if point.sequence else "image"
+            to_embed.setdefault(modality, []).append(i)
             continue
         row = decode_vector(point.vector)
         if len(row) != dim:
@@ -57,7 +58,7 @@ def points_to_vectors(collection: Collection, points: list[PointIn]) -> np.ndarr
             )
         vectors[i] = row
     for modality, rows in to_embed.items():
-        items = [points[i].sequence if modality == "sequence" else _image(points[i]) for i in rows]
+        items = [_image(points[i]) if modality == "image" else points[i].text or points[i].sequence for i in rows]
         vectors[rows] = collection.embed(modality, items, ids=[points[i].id for i in rows])
     return vectors
 

@@ -28,6 +28,8 @@ def to_query(collection: Collection, req: SearchRequest) -> Query:
     vector = None
     if req.vector is not None:
         vector = decode_vector(req.vector)
+    elif req.text is not None:
+        vector = collection.embed("text", [req.text])[0]
     elif req.sequence is not None:
         vector = collection.embed("sequence", [req.sequence])[0]
     elif req.image is not None:
@@ -50,7 +52,7 @@ def _search_many(collection: Collection, reqs: list[SearchRequest]) -> list[Sear
 
 
 async def answer_search(collection: Collection, body: SearchRequest) -> Response:
-    if body.sequence is not None or body.image is not None:  # embedding is CPU work: not on the loop
+    if body.vector is None and body.id is None:  # embedding is CPU work: not on the event loop
         (result,) = await run_in_threadpool(_search_many, collection, [body])
         return json_response(result_json(result))
     queries = [to_query(collection, body)]

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UMBRELLA_", extra="ignore")
 
     data_dir: Path = Field(Path("indexes"), description="Folder holding one sub-folder per collection.")
+    models_dir: Path | None = Field(
+        None, description="Folder of local models (one sentence-transformers folder per model name)."
+    )
     host: str = Field("127.0.0.1", description="Address `umbrella serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `umbrella serve` listens on.")
     api_key: str | None = Field(None, description="When set, every request must send it as `api-key` header.")

@@ -8,7 +8,8 @@ UmbrellaError
 │   ├── UnindexedField
 │   ├── WrongModality
 │   ├── InvalidImage
-│   └── ImageTooLarge
+│   ├── ImageTooLarge
+│   └── ModelNotFound
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
@@ -66,6 +67,10 @@ class InvalidImage(InvalidInput):
 
 class ImageTooLarge(InvalidInput):
     code = "image_too_large"
+
+
+class ModelNotFound(InvalidInput):
+    code = "model_not_found"
 
 
 class Unauthorized(UmbrellaError):

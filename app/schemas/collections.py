@@ -17,6 +17,23 @@ class HnswParams(Strict):
     ef: int = Field(64, ge=1, le=10_000, description="Default beam width while searching.")
 
 
+class TextEmbedderSpec(Strict):
+    kind: Literal["text"] = Field(description="A sentence-transformers text model.")
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        min_length=1,
+        max_length=200,
+        description="Model name (or an absolute path) on this machine.",
+    )
+
+
+class ClipEmbedderSpec(Strict):
+    kind: Literal["clip"] = Field(description="A sentence-transformers CLIP model: photos and words in one space.")
+    model: str = Field(
+        "clip-ViT-B-32", min_length=1, max_length=200, description="Model name (or an absolute path) on this machine."
+    )
+
+
 class KmerEmbedderSpec(Strict):
     kind: Literal["kmer"] = Field(description="DNA/protein sequences as normalised k-mer frequency vectors.")
     k: int = Field(4, ge=1, le=12, description="k-mer length.")
@@ -32,13 +49,15 @@ class ImageEmbedderSpec(Strict):
     )
 
 
-EmbedderSpec = Annotated[KmerEmbedderSpec | ImageEmbedderSpec, Field(discriminator="kind")]
+EmbedderSpec = Annotated[
+    TextEmbedderSpec | ClipEmbedderSpec | KmerEmbedderSpec | ImageEmbedderSpec, Field(discriminator="kind")
+]
 
 
 class CollectionCreate(Strict):
     dim: int | None = Field(None, ge=1, le=8192, description="Vector dimension; the embedder's if one is set.")
     embedder: EmbedderSpec | None = Field(
-        None, description="Embed sequences or images server-side instead of receiving vectors."
+        None, description="Embed texts, images or sequences server-side instead of receiving vectors."
     )
     metric: Literal["cosine", "ip", "l2"] = Field("cosine", description="cosine, inner product, or Euclidean.")
     hnsw: HnswParams = Field(default_factory=HnswParams, description="Graph parameters.")

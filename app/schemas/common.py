@@ -14,6 +14,7 @@ PointId = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | Annotated[StrictStr,
 VectorIn = list[float] | StrictStr
 """A list of numbers, or base64 of little-endian float32."""
 
+TextIn = Annotated[StrictStr, Field(min_length=1, max_length=8_192)]
 SequenceIn = Annotated[StrictStr, Field(min_length=1, max_length=100_000)]
 ImageIn = Annotated[StrictStr, Field(min_length=1, max_length=14_000_000)]  # base64 of at most ~10 MB
 

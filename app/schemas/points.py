@@ -6,20 +6,21 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, VectorIn
+from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn
 
 
 class PointIn(Strict):
     id: PointId = Field(description="Unsigned integer or string; upserting an existing id replaces it.")
     vector: VectorIn | None = Field(None, description="List of numbers, or base64 of little-endian float32.")
+    text: TextIn | None = Field(None, description="Text, for a text or CLIP collection.")
     sequence: SequenceIn | None = Field(None, description="DNA/protein sequence, for a kmer collection.")
-    image: ImageIn | None = Field(None, description="Base64 JPEG/PNG/WebP, for an image collection.")
+    image: ImageIn | None = Field(None, description="Base64 JPEG/PNG/WebP, for an image or CLIP collection.")
     payload: dict[str, Any] | None = Field(None, description="Any JSON object.")
 
     @model_validator(mode="after")
     def _one_source(self) -> PointIn:
-        if sum(x is not None for x in (self.vector, self.sequence, self.image)) != 1:
-            raise ValueError("send exactly one of vector, sequence, image")
+        if sum(x is not None for x in (self.vector, self.text, self.sequence, self.image)) != 1:
+            raise ValueError("send exactly one of vector, text, sequence, image")
         return self
 
 

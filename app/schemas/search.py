@@ -6,12 +6,13 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, VectorIn
+from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn
 
 
 class SearchRequest(Strict):
     vector: VectorIn | None = Field(None, description="Query vector: numbers, or base64 float32.")
     id: PointId | None = Field(None, description="Search with a stored point's vector; the point itself is left out.")
+    text: TextIn | None = Field(None, description="Query words, for a text or CLIP collection.")
     sequence: SequenceIn | None = Field(None, description="Query sequence, for a kmer collection.")
     image: ImageIn | None = Field(None, description="Query photo as base64 JPEG/PNG/WebP, for an image collection.")
     k: int = Field(10, ge=1, le=1000, description="Results to return.")
@@ -28,8 +29,8 @@ class SearchRequest(Strict):
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
-        if sum(x is not None for x in (self.vector, self.id, self.sequence, self.image)) != 1:
-            raise ValueError("send exactly one of vector, id, sequence, image")
+        if sum(x is not None for x in (self.vector, self.id, self.text, self.sequence, self.image)) != 1:
+            raise ValueError("send exactly one of vector, id, text, sequence, image")
         return self
 
 

@@ -242,7 +242,7 @@ class Collection:
         except WrongModality:
             raise
         except InvalidInput as err:
-            if ids is None or len(items) == 1:
+            if ids is None:
                 raise
             for pid, item in zip(ids, items, strict=True):  # find the culprit, only on the error path
                 try:

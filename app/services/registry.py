@@ -40,7 +40,7 @@ class CollectionRegistry:
         self._collections: dict[str, Collection] = {}
         self._mutex = threading.Lock()
         self.failed: dict[str, str] = {}  # collections whose database could not be opened
-        self.embedders = EmbedderPool()
+        self.embedders = EmbedderPool(settings.models_dir)
 
     def open(self) -> None:
         """Lock the data directory and open every collection in it; one broken one spoils no other."""
