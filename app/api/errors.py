@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from app.core.errors import UmbrellaError
+from app.core.errors import Overloaded, UmbrellaError
 
 log = logging.getLogger(__name__)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -26,7 +26,8 @@ def error_response(
 
 
 def umbrella_error_response(exc: UmbrellaError) -> Response:
-    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers=headers)
 
 
 def validation_error_response(raw_errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> Response:

@@ -49,3 +49,12 @@ class Settings(BaseSettings):
     index_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Threads hnswlib uses to insert."
     )
+    embed_max_batch: int = Field(
+        64, ge=1, description="Most texts (or images) the micro-batcher gives the model in one call."
+    )
+    embed_max_wait_ms: float = Field(
+        5, ge=0, description="How long the micro-batcher waits after a lone request for others to join its batch."
+    )
+    embed_max_queue: int = Field(
+        1024, ge=1, description="Most items waiting to be embedded per model; beyond it requests get 429."
+    )

@@ -18,6 +18,7 @@ UmbrellaError
 │   └── CollectionExists
 ├── PayloadTooLarge (413)
 ├── ValidationFailed (422)      the request did not match the schema
+├── Overloaded (429)            too much work queued; retry after `retry_after` seconds
 └── NotReady (503)
 """
 
@@ -108,6 +109,17 @@ class PayloadTooLarge(UmbrellaError):
 class ValidationFailed(UmbrellaError):
     code = "validation_error"
     status_code = 422
+
+
+class Overloaded(UmbrellaError):
+    """Too much work is queued; the response carries `Retry-After: retry_after`."""
+
+    code = "overloaded"
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
 
 
 class NotReady(UmbrellaError):

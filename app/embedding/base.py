@@ -9,7 +9,7 @@ import numpy as np
 from app.core.errors import WrongModality
 
 Modality = Literal["text", "image", "sequence"]
-_METHOD = {"text": "embed_texts", "image": "embed_images", "sequence": "embed_sequences"}
+EMBED_METHOD = {"text": "embed_texts", "image": "embed_images", "sequence": "embed_sequences"}
 
 
 class Embedder(Protocol):
@@ -30,5 +30,5 @@ def embed(embedder: Embedder, modality: Modality, items: list[Any]) -> np.ndarra
             modality=modality,
             accepted=list(embedder.modalities),
         )
-    vectors: np.ndarray = getattr(embedder, _METHOD[modality])(items)
+    vectors: np.ndarray = getattr(embedder, EMBED_METHOD[modality])(items)
     return vectors

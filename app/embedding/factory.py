@@ -1,4 +1,10 @@
-"""EmbedderPool: builds embedders from their specs, once per server, shared by every collection."""
+"""EmbedderPool: builds embedders from their specs, once per server, shared by every collection.
+
+Model embedders (text, CLIP) are wrapped so that every call goes through one MicroBatcher per
+modality: concurrent requests share model calls, and one thread runs each model. The model-free
+embedders (k-mer, image features) are not: they are cheap per item, gain nothing from batching
+other callers' items, and run in parallel in the callers' threads (numpy and PIL release the GIL).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.core.errors import InvalidInput
-from app.embedding.base import Embedder
+from app.embedding.base import EMBED_METHOD, Embedder
+from app.embedding.batcher import MicroBatcher
+
+_BATCHED_KINDS = ("text", "clip")
 
 
 def _build(spec: dict[str, Any], models_dir: Path | None) -> Embedder:
@@ -32,11 +43,52 @@ def _build(spec: dict[str, Any], models_dir: Path | None) -> Embedder:
     raise InvalidInput(f"unknown embedder kind {kind!r}: use text, clip, kmer or image", embedder=spec)
 
 
+class BatchedEmbedder:
+    """An embedder whose `embed_<modality>s` calls go through a MicroBatcher, one per modality, made on first use."""
+
+    def __init__(self, inner: Embedder, *, max_batch: int, max_wait_s: float, max_queue: int) -> None:
+        self.inner = inner
+        self.kind, self.dim, self.modalities = inner.kind, inner.dim, inner.modalities
+        self._limits: dict[str, Any] = {"max_batch": max_batch, "max_wait_s": max_wait_s, "max_queue": max_queue}
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._lock = threading.Lock()
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self.batcher("text").submit(texts)
+
+    def embed_images(self, images: list[bytes]) -> np.ndarray:
+        return self.batcher("image").submit(images)
+
+    def batcher(self, modality: str) -> MicroBatcher:
+        with self._lock:
+            if modality not in self._batchers:
+                fn = getattr(self.inner, EMBED_METHOD[modality])
+                self._batchers[modality] = MicroBatcher(fn, name=f"{self.kind}-{modality}", **self._limits)
+            return self._batchers[modality]
+
+    def close(self) -> None:
+        with self._lock:
+            batchers, self._batchers = list(self._batchers.values()), {}
+        for batcher in batchers:
+            batcher.close()
+
+    def __getattr__(self, name: str) -> Any:  # model_name, path, ...: the wrapped embedder's
+        return getattr(self.inner, name)
+
+
 class EmbedderPool:
     """One instance per distinct spec; building happens when a collection is created or opened."""
 
-    def __init__(self, models_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        models_dir: Path | None = None,
+        *,
+        max_batch: int = 64,
+        max_wait_s: float = 0.005,
+        max_queue: int = 1024,
+    ) -> None:
         self.models_dir = models_dir
+        self._limits: dict[str, Any] = {"max_batch": max_batch, "max_wait_s": max_wait_s, "max_queue": max_queue}
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
 
@@ -44,5 +96,16 @@ class EmbedderPool:
         key = json.dumps(spec, sort_keys=True)
         with self._lock:
             if key not in self._embedders:
-                self._embedders[key] = _build(spec, self.models_dir)
+                embedder = _build(spec, self.models_dir)
+                if spec.get("kind") in _BATCHED_KINDS:
+                    embedder = BatchedEmbedder(embedder, **self._limits)
+                self._embedders[key] = embedder
             return self._embedders[key]
+
+    def close(self) -> None:
+        """Stop every batcher's worker thread; the server calls this on shutdown."""
+        with self._lock:
+            embedders, self._embedders = list(self._embedders.values()), {}
+        for embedder in embedders:
+            if isinstance(embedder, BatchedEmbedder):
+                embedder.close()

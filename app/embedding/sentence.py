@@ -88,5 +88,7 @@ class SentenceEmbedder:
         return self._encode([decode_image(data) for data in images])
 
     def _encode(self, items: list[Any]) -> np.ndarray:
-        vectors = self._load().encode(items, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+        vectors = self._load().encode(
+            items, batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+        )
         return np.asarray(vectors, dtype=np.float32)

@@ -40,7 +40,12 @@ class CollectionRegistry:
         self._collections: dict[str, Collection] = {}
         self._mutex = threading.Lock()
         self.failed: dict[str, str] = {}  # collections whose database could not be opened
-        self.embedders = EmbedderPool(settings.models_dir)
+        self.embedders = EmbedderPool(
+            settings.models_dir,
+            max_batch=settings.embed_max_batch,
+            max_wait_s=settings.embed_max_wait_ms / 1000,
+            max_queue=settings.embed_max_queue,
+        )
 
     def open(self) -> None:
         """Lock the data directory and open every collection in it; one broken one spoils no other."""
@@ -59,6 +64,7 @@ class CollectionRegistry:
             for collection in self._collections.values():
                 collection.close()
             self._collections.clear()
+        self.embedders.close()
         self._lock.release()
 
     def create(self, config: CollectionConfig) -> Collection:

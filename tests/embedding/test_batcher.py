@@ -1,0 +1,184 @@
+"""MicroBatcher: concurrent callers share model calls, get their own rows, and a flood is refused with 429."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.errors import umbrella_error_response
+from app.core.config import Settings
+from app.core.errors import InvalidInput, NotReady, Overloaded
+from app.embedding import factory
+from app.embedding.batcher import MicroBatcher
+from app.main import create_app
+
+TIMEOUT = 10.0
+
+
+class FakeModel:
+    """Rows encode their input (item, item²), so each caller can check it got its own rows in order."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.sizes: list[int] = []
+        self.threads: set[int] = set()
+        self.gate, self.entered = gate, threading.Event()
+
+    def __call__(self, items: list[Any]) -> np.ndarray:
+        self.sizes.append(len(items))
+        self.threads.add(threading.get_ident())
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(TIMEOUT)
+        if any(item < 0 for item in items):
+            raise InvalidInput(f"negative item in {items}")
+        return np.array([[x, x * x] for x in items], dtype=np.float32).reshape(len(items), 2)
+
+
+@pytest.fixture
+def model() -> FakeModel:
+    return FakeModel()
+
+
+def _all_at_once(batcher: MicroBatcher, requests: list[list[int]]) -> list[Any]:
+    """Submit every request from its own thread, released together by a barrier; results or exceptions."""
+    barrier = threading.Barrier(len(requests))
+
+    def one(items: list[int]) -> Any:
+        barrier.wait(TIMEOUT)
+        try:
+            return batcher.submit(items)
+        except Exception as err:
+            return err
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(one, requests, timeout=TIMEOUT))
+
+
+def test_sixty_four_callers_share_a_few_calls_and_each_gets_its_own_row(model: FakeModel) -> None:
+    batcher = MicroBatcher(model, max_batch=64, max_wait_s=0.05)
+    try:
+        results = _all_at_once(batcher, [[i] for i in range(64)])
+    finally:
+        batcher.close()
+    assert len(model.sizes) <= 8 and sum(model.sizes) == 64, model.sizes
+    for i, rows in enumerate(results):
+        np.testing.assert_array_equal(rows, [[i, i * i]])
+    assert len(model.threads) == 1  # one worker thread runs the model
+
+
+def test_batches_never_exceed_max_batch_and_multi_item_requests_keep_their_order(model: FakeModel) -> None:
+    batcher = MicroBatcher(model, max_batch=8, max_wait_s=0.05)
+    requests = [list(range(10 * i, 10 * i + 1 + i % 4)) for i in range(40)]  # 1 to 4 items each
+    try:
+        results = _all_at_once(batcher, requests)
+        big = batcher.submit(list(range(20)))  # larger than max_batch: runs alone, whole
+    finally:
+        batcher.close()
+    for items, rows in zip(requests, results, strict=True):
+        np.testing.assert_array_equal(rows[:, 0], items)
+    np.testing.assert_array_equal(big[:, 0], range(20))
+    assert max(model.sizes[:-1]) <= 8 and model.sizes[-1] == 20, model.sizes
+
+
+def test_a_bad_item_fails_only_its_own_caller(model: FakeModel) -> None:
+    batcher = MicroBatcher(model, max_batch=64, max_wait_s=0.05)
+    requests = [[-1] if i == 7 else [i, i + 100] for i in range(16)]
+    try:
+        results = _all_at_once(batcher, requests)
+    finally:
+        batcher.close()
+    assert isinstance(results[7], InvalidInput) and "negative" in str(results[7])
+    for i, rows in enumerate(results):
+        if i != 7:
+            np.testing.assert_array_equal(rows[:, 0], [i, i + 100])
+
+
+def test_a_full_queue_refuses_at_once_with_retry_after() -> None:
+    gate = threading.Event()
+    model = FakeModel(gate)
+    batcher = MicroBatcher(model, max_batch=4, max_wait_s=0, max_queue=6)
+    pool = ThreadPoolExecutor(4)
+    try:
+        running = pool.submit(batcher.submit, [1, 2, 3, 4])
+        assert model.entered.wait(TIMEOUT)  # the worker is busy: what follows waits in the queue
+        queued = [pool.submit(batcher.submit, [i, i]) for i in (5, 6, 7)]
+        deadline = time.monotonic() + TIMEOUT
+        while batcher._queued < 6:  # the three submits above are in (polling, not a fixed sleep)
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        start = time.perf_counter()
+        with pytest.raises(Overloaded) as caught:
+            batcher.submit([8])
+        assert time.perf_counter() - start < 1.0
+        assert caught.value.retry_after >= 1 and caught.value.details["retry_after"] == caught.value.retry_after
+        response = umbrella_error_response(caught.value)
+        assert response.status_code == 429 and response.headers["retry-after"] == str(caught.value.retry_after)
+        gate.set()
+        np.testing.assert_array_equal(running.result(TIMEOUT)[:, 0], [1, 2, 3, 4])
+        for i, future in zip((5, 6, 7), queued, strict=True):
+            np.testing.assert_array_equal(future.result(TIMEOUT)[:, 0], [i, i])
+    finally:
+        gate.set()
+        batcher.close()
+        pool.shutdown()
+
+
+def test_close_stops_the_worker_and_later_submits_are_refused(model: FakeModel) -> None:
+    batcher = MicroBatcher(model)
+    np.testing.assert_array_equal(batcher.submit([3]), [[3, 9]])
+    batcher.close(timeout=TIMEOUT)
+    assert not batcher.alive
+    with pytest.raises(NotReady):
+        batcher.submit([1])
+
+
+class _BlockingTextEmbedder:
+    kind, dim, modalities = "text", 2, ("text",)
+
+    def __init__(self) -> None:
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        self.entered.set()
+        assert self.gate.wait(TIMEOUT)
+        return np.tile(np.array([[0.6, 0.8]], np.float32), (len(texts), 1))
+
+
+@pytest.fixture
+def blocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, _BlockingTextEmbedder]]:
+    fake = _BlockingTextEmbedder()
+    monkeypatch.setattr(factory, "_build", lambda spec, models_dir: fake)
+    settings = Settings(data_dir=tmp_path / "data", index_threads=1, embed_max_queue=1, embed_max_wait_ms=0)
+    with TestClient(create_app(settings)) as client:
+        assert client.put("/collections/c", json={"embedder": {"kind": "text"}}).status_code == 201
+        yield client, fake
+        fake.gate.set()
+
+
+def test_the_api_answers_429_with_retry_after_when_the_embed_queue_is_full(
+    blocked: tuple[TestClient, _BlockingTextEmbedder],
+) -> None:
+    client, fake = blocked
+    batcher = client.app.state.registry.get("c").embedder.batcher("text")  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/collections/c/search", json={"text": "running", "k": 1})
+        assert fake.entered.wait(TIMEOUT)
+        second = pool.submit(client.post, "/collections/c/search", json={"text": "queued", "k": 1})
+        deadline = time.monotonic() + TIMEOUT
+        while batcher._queued < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        refused = client.post("/collections/c/search", json={"text": "refused", "k": 1})
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "overloaded"
+        assert int(refused.headers["retry-after"]) >= 1
+        fake.gate.set()
+        assert first.result(TIMEOUT).status_code == 200 and second.result(TIMEOUT).status_code == 200
