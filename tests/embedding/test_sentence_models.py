@@ -144,3 +144,70 @@ print("torch" in sys.modules, "sentence_transformers" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+COMMANDS = [
+    "lock the front door",
+    "unlock the front door",
+    "turn on the kitchen lights",
+    "turn off the kitchen lights",
+    "set the thermostat to twenty degrees",
+    "play some jazz music",
+    "stop the music",
+    "what is the weather today",
+    "set an alarm for seven am",
+    "cancel my alarm",
+    "call mom",
+    "send a text message to john",
+    "open the garage door",
+    "close the garage door",
+    "start the vacuum cleaner",
+    "turn up the volume",
+    "turn down the volume",
+    "read my new emails",
+    "add milk to the shopping list",
+    "show me the security camera",
+    "dim the bedroom lights",
+    "start the coffee machine",
+]
+# Transcripts as a speech recogniser gets them wrong: misspelt, clipped, or said another way.
+NOISY = {
+    "plese lock the frunt door": 0,
+    "unlok the front dor": 1,
+    "turn on kitchin lights": 2,
+    "switch off the kitchen light": 3,
+    "set thermostat to 20 degrees": 4,
+    "play sum jaz": 5,
+    "stop music please": 6,
+    "whats the wether today": 7,
+    "wake me up at seven": 8,
+    "cancel the alarm": 9,
+    "call my mother": 10,
+    "text john": 11,
+    "open garage": 12,
+    "shut the garage door": 13,
+    "start vacum": 14,
+    "louder please": 15,
+    "make it quieter": 16,
+    "read new emails": 17,
+    "put milk on my shopping list": 18,
+    "show security cam": 19,
+    "dim bedroom light": 20,
+    "make me a coffee": 21,
+}
+# Measured with all-MiniLM-L6-v2: right commands score ≥ 0.34, unrelated sentences ≤ 0.19.
+NO_MATCH_BELOW = 0.25
+
+
+def test_speech_commands_match_noisy_transcripts_and_refuse_unrelated_ones(shop: TestClient) -> None:
+    assert shop.put("/collections/commands", json={"embedder": {"kind": "text"}}).status_code == 201
+    points = [{"id": i, "text": c, "payload": {"command": c}} for i, c in enumerate(COMMANDS)]
+    assert shop.put("/collections/commands/points", json={"points": points}).status_code == 200
+    searches = [{"text": t, "k": 1, "score_threshold": NO_MATCH_BELOW} for t in NOISY]
+    answers = shop.post("/collections/commands/search/batch", json={"searches": searches}).json()["results"]
+    got = {t: [r["id"] for r in a["results"]] for t, a in zip(NOISY, answers, strict=True)}
+    assert got == {t: [want] for t, want in NOISY.items()}
+    unrelated = ["the capital of france is paris", "my cat likes fish", "how tall is mount everest"]
+    searches = [{"text": t, "k": 1, "score_threshold": NO_MATCH_BELOW} for t in unrelated]
+    answers = shop.post("/collections/commands/search/batch", json={"searches": searches}).json()["results"]
+    assert [a["results"] for a in answers] == [[], [], []]
