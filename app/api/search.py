@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -16,6 +18,7 @@ from app.api.deps import CollectionDep, SettingsDep
 from app.api.errors import umbrella_error_response, validation_error_response
 from app.core.config import Settings
 from app.core.errors import PayloadTooLarge, UmbrellaError
+from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from app.services.collection import Collection, WouldBlock
 from app.services.models import Query, SearchResult
@@ -86,6 +89,33 @@ async def answer_batch(collection: Collection, body: BatchSearchRequest, setting
 async def search_batch(body: BatchSearchRequest, collection: CollectionDep, settings: SettingsDep) -> Response:
     """Many queries in one call; results come back in the same order."""
     return await answer_batch(collection, body, settings)
+
+
+@router.post("/image", response_model=SearchResponse)
+async def search_by_photo(
+    collection: CollectionDep,
+    file: Annotated[UploadFile, File(description="The photo: JPEG, PNG or WebP.")],
+    k: Annotated[int, Form(ge=1, le=1000, description="Results to return.")] = 10,
+    filter: Annotated[str | None, Form(description="A filter as JSON, as in /search.")] = None,
+    score_threshold: Annotated[float | None, Form(description="Drop results scoring worse.")] = None,
+    with_payload: Annotated[bool, Form(description="Return payloads.")] = True,
+) -> Response:
+    """Search by an uploaded photo (multipart form: `file`, and optional `k`, `filter`, `score_threshold`)."""
+    try:
+        flt = Filter.model_validate_json(filter) if filter else None
+    except ValidationError as err:
+        return validation_error_response(err.errors(), prefix=("body", "filter"))
+    data = await file.read()
+    query = Query(
+        k=k, filter=flt.as_dict() if flt else None, score_threshold=score_threshold, with_payload=with_payload
+    )
+
+    def run() -> SearchResult:
+        vector = collection.embed("image", [data])[0]
+        (result,) = collection.search([dataclasses.replace(query, vector=vector)])
+        return result
+
+    return json_response(result_json(await run_in_threadpool(run)))
 
 
 _SEARCH_PATH = re.compile(r"^/collections/([^/]+)/search(/batch)?$")

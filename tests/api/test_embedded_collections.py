@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -102,3 +103,29 @@ def test_photos_in_near_duplicates_out(client: TestClient) -> None:
         client.put("/collections/shop/points", json={"points": [{"id": "b64", "image": "%%%"}]}), 400, "invalid_image"
     )
     assert client.get("/collections/shop").json()["count"] == 3
+
+
+def test_search_by_uploaded_photo(client: TestClient) -> None:
+    assert (
+        client.put(
+            "/collections/shop", json={"embedder": {"kind": "image"}, "payload_indexes": {"colour": "keyword"}}
+        ).status_code
+        == 201
+    )
+    colours = {"red": (200, 30, 30), "green": (30, 160, 60), "blue": (40, 60, 200)}
+    points = [{"id": n, "image": _photo(rgb), "payload": {"colour": n}} for n, rgb in colours.items()]
+    assert client.put("/collections/shop/points", json={"points": points}).status_code == 200
+    photo = base64.b64decode(_photo((190, 40, 35), "JPEG"))
+    files = {"file": ("query.jpg", photo, "image/jpeg")}
+    body = client.post("/collections/shop/search/image", files=files, data={"k": "2"}).json()
+    assert body["results"][0]["id"] == "red" and len(body["results"]) == 2
+    not_red = json.dumps({"must_not": [{"key": "colour", "match": "red"}]})
+    body = client.post("/collections/shop/search/image", files=files, data={"k": "3", "filter": not_red}).json()
+    assert [r["id"] for r in body["results"]] and "red" not in [r["id"] for r in body["results"]]
+    error(client.post("/collections/shop/search/image", files=files, data={"filter": "{bad"}), 422, "validation_error")
+    error(
+        client.post("/collections/shop/search/image", files={"file": ("x.gif", b"GIF89a....", "image/gif")}),
+        400,
+        "invalid_image",
+    )
+    error(client.post("/collections/shop/search/image", data={"k": "2"}), 422, "validation_error")
