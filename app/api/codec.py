@@ -43,27 +43,21 @@ def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code, media_type="application/json")
 
 
-def _payload(raw: bytes | None) -> Any:
-    return None if raw is None else orjson.Fragment(raw)  # stored JSON goes out as it came in
+def _point_json(out: dict[str, Any], payload_json: bytes | None, vector: np.ndarray | None) -> dict[str, Any]:
+    if payload_json is not None:
+        out["payload"] = orjson.Fragment(payload_json)  # stored JSON goes out as it came in
+    if vector is not None:
+        out["vector"] = vector
+    return out
+
+
+def point_json(point: Point) -> dict[str, Any]:
+    return _point_json({"id": point.id}, point.payload_json, point.vector)
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": hit.id, "score": hit.score}
-    if hit.payload_json is not None:
-        out["payload"] = _payload(hit.payload_json)
-    if hit.vector is not None:
-        out["vector"] = hit.vector
-    return out
+    return _point_json({"id": hit.id, "score": hit.score}, hit.payload_json, hit.vector)
 
 
 def result_json(result: SearchResult) -> dict[str, Any]:
     return {"results": [hit_json(h) for h in result.hits], "plan": result.plan, "candidates": result.candidates}
-
-
-def point_json(point: Point) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": point.id}
-    if point.payload_json is not None:
-        out["payload"] = _payload(point.payload_json)
-    if point.vector is not None:
-        out["vector"] = point.vector
-    return out

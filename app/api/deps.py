@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.core.config import Settings
+from app.core.errors import PayloadTooLarge
 from app.services.collection import Collection
 from app.services.registry import CollectionRegistry
 
@@ -29,3 +30,9 @@ async def get_collection(name: str, registry: RegistryDep) -> Collection:
 
 
 CollectionDep = Annotated[Collection, Depends(get_collection)]
+
+
+def check_batch(size: int, limit: int, what: str) -> None:
+    """413 for a request carrying more items than the server takes in one call."""
+    if size > limit:
+        raise PayloadTooLarge(f"{size} {what} in one request; the limit is {limit}", size=size, limit=limit)

@@ -8,9 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.codec import decode_image, decode_matrix, decode_vector, json_response, point_json
-from app.api.deps import CollectionDep, SettingsDep
-from app.core.config import Settings
-from app.core.errors import DimensionMismatch, InvalidImage, PayloadTooLarge
+from app.api.deps import CollectionDep, SettingsDep, check_batch
+from app.core.errors import DimensionMismatch, InvalidImage
 from app.embedding.base import Modality
 from app.schemas.points import (
     CountRequest,
@@ -27,15 +26,6 @@ from app.schemas.points import (
 from app.services.collection import Collection
 
 router = APIRouter(prefix="/collections/{name}/points", tags=["points"])
-
-
-def check_batch(size: int, settings: Settings, what: str = "points") -> None:
-    if size > settings.max_batch_points:
-        raise PayloadTooLarge(
-            f"{size} {what} in one request; the limit is {settings.max_batch_points}",
-            size=size,
-            limit=settings.max_batch_points,
-        )
 
 
 def points_to_vectors(collection: Collection, points: list[PointIn]) -> np.ndarray:
@@ -75,12 +65,12 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
     """Insert or replace points, all or nothing; answered once the batch is on disk."""
     if body.batch is not None:
         ids = body.batch.ids
-        check_batch(len(ids), settings)
+        check_batch(len(ids), settings.max_batch_points, "points")
         vectors = decode_matrix(body.batch.vectors, rows=len(ids))
         payloads = body.batch.payloads or [None] * len(ids)
     else:
         assert body.points is not None
-        check_batch(len(body.points), settings)
+        check_batch(len(body.points), settings.max_batch_points, "points")
         ids = [p.id for p in body.points]
         vectors = await run_in_threadpool(points_to_vectors, collection, body.points)
         payloads = [p.payload for p in body.points]
@@ -90,7 +80,7 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
 
 @router.post("/get", response_model=PointList)
 async def get_points(body: GetRequest, collection: CollectionDep, settings: SettingsDep) -> Response:
-    check_batch(len(body.ids), settings, "ids")
+    check_batch(len(body.ids), settings.max_batch_points, "ids")
     points = await run_in_threadpool(
         collection.get, body.ids, with_payload=body.with_payload, with_vector=body.with_vector
     )
@@ -101,7 +91,7 @@ async def get_points(body: GetRequest, collection: CollectionDep, settings: Sett
 async def delete_points(body: DeleteRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Delete by ids or by filter; answered once the deletion is on disk."""
     if body.ids is not None:
-        check_batch(len(body.ids), settings, "ids")
+        check_batch(len(body.ids), settings.max_batch_points, "ids")
         count, seq = await run_in_threadpool(collection.delete, body.ids)
     else:
         assert body.filter is not None

@@ -14,10 +14,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.codec import decode_image, decode_vector, json_response, result_json
-from app.api.deps import CollectionDep, SettingsDep
+from app.api.deps import CollectionDep, SettingsDep, check_batch
 from app.api.errors import umbrella_error_response, validation_error_response
 from app.core.config import Settings
-from app.core.errors import PayloadTooLarge, UmbrellaError
+from app.core.errors import UmbrellaError
 from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from app.services.collection import Collection, WouldBlock
@@ -75,12 +75,7 @@ async def search(body: SearchRequest, collection: CollectionDep) -> Response:
 
 
 async def answer_batch(collection: Collection, body: BatchSearchRequest, settings: Settings) -> Response:
-    if len(body.searches) > settings.max_batch_queries:
-        raise PayloadTooLarge(
-            f"{len(body.searches)} queries in one request; the limit is {settings.max_batch_queries}",
-            size=len(body.searches),
-            limit=settings.max_batch_queries,
-        )
+    check_batch(len(body.searches), settings.max_batch_queries, "queries")
     results = await run_in_threadpool(_search_many, collection, body.searches)
     return json_response({"results": [result_json(r) for r in results]})
 
