@@ -52,7 +52,11 @@ def _point_json(out: dict[str, Any], payload_json: bytes | None, vector: np.ndar
 
 
 def point_json(point: Point) -> dict[str, Any]:
-    return _point_json({"id": point.id}, point.payload_json, point.vector)
+    out = _point_json({"id": point.id}, point.payload_json, point.vector)
+    if point.source is not None:
+        kind, data = point.source
+        out["source"] = {kind: base64.b64encode(data).decode() if kind == "image" else data.decode()}
+    return out
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:

@@ -29,6 +29,7 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         embedder=body.embedder.model_dump(exclude_none=True) if body.embedder else None,
         metric=body.metric,
         payload_indexes=dict(body.payload_indexes),
+        store_source=body.store_source,
         **body.hnsw.model_dump(),
     )
     collection = await run_in_threadpool(registry.create, config)

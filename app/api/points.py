@@ -24,12 +24,18 @@ from app.schemas.points import (
     WriteResult,
 )
 from app.services.collection import Collection
+from app.services.models import Source
 
 router = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 
 
-def points_to_vectors(collection: Collection, points: list[PointIn]) -> np.ndarray:
-    """One vector per point: given ones decoded, texts, sequences and images embedded a modality at a time."""
+def points_to_vectors(
+    collection: Collection, points: list[PointIn], sources: list[Source | None] | None = None
+) -> np.ndarray:
+    """One vector per point: given ones decoded, texts, sequences and images embedded a modality at a time.
+
+    With `sources` (one None per point), fills in what each embedded point was made from.
+    """
     dim = collection.config.dim
     vectors = np.empty((len(points), dim), np.float32)
     to_embed: dict[Modality, list[int]] = {}
@@ -50,6 +56,9 @@ def points_to_vectors(collection: Collection, points: list[PointIn]) -> np.ndarr
     for modality, rows in to_embed.items():
         items = [_image(points[i]) if modality == "image" else points[i].text or points[i].sequence for i in rows]
         vectors[rows] = collection.embed(modality, items, ids=[points[i].id for i in rows])
+        if sources is not None:
+            for i, item in zip(rows, items, strict=True):
+                sources[i] = (modality, item if isinstance(item, bytes) else item.encode())
     return vectors
 
 
@@ -63,6 +72,7 @@ def _image(point: PointIn) -> bytes:
 @router.put("", response_model=WriteResult)
 async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Insert or replace points, all or nothing; answered once the batch is on disk."""
+    sources: list[Source | None] | None = None
     if body.batch is not None:
         ids = body.batch.ids
         check_batch(len(ids), settings.max_batch_points, "points")
@@ -72,9 +82,11 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
         assert body.points is not None
         check_batch(len(body.points), settings.max_batch_points, "points")
         ids = [p.id for p in body.points]
-        vectors = await run_in_threadpool(points_to_vectors, collection, body.points)
+        if collection.config.store_source:
+            sources = [None] * len(ids)
+        vectors = await run_in_threadpool(points_to_vectors, collection, body.points, sources)
         payloads = [p.payload for p in body.points]
-    seq = await run_in_threadpool(collection.upsert, ids, vectors, payloads)
+    seq = await run_in_threadpool(collection.upsert, ids, vectors, payloads, sources)
     return WriteResult(count=len(ids), seq=seq)
 
 
@@ -82,7 +94,11 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
 async def get_points(body: GetRequest, collection: CollectionDep, settings: SettingsDep) -> Response:
     check_batch(len(body.ids), settings.max_batch_points, "ids")
     points = await run_in_threadpool(
-        collection.get, body.ids, with_payload=body.with_payload, with_vector=body.with_vector
+        collection.get,
+        body.ids,
+        with_payload=body.with_payload,
+        with_vector=body.with_vector,
+        with_source=body.with_source,
     )
     return json_response({"points": [point_json(p) for p in points]})
 
@@ -115,5 +131,6 @@ async def scroll_points(body: ScrollRequest, collection: CollectionDep) -> Respo
         body.offset,
         with_payload=body.with_payload,
         with_vector=body.with_vector,
+        with_source=body.with_source,
     )
     return json_response({"points": [point_json(p) for p in page.points], "next_offset": page.next_offset})

@@ -64,6 +64,10 @@ class CollectionCreate(Strict):
     payload_indexes: dict[str, FieldTypeName] = Field(
         default_factory=dict, max_length=64, description="Payload fields to index for filtering, with their type."
     )
+    store_source: bool = Field(
+        False,
+        description="Keep the text, sequence or image each point was embedded from; read it back with with_source.",
+    )
 
     @model_validator(mode="after")
     def _dim_or_embedder(self) -> CollectionCreate:
@@ -79,6 +83,7 @@ class CollectionInfo(Strict):
     hnsw: HnswParams
     payload_indexes: dict[str, FieldTypeName]
     embedder: dict[str, object] | None = Field(None, description="The embedder spec, if any.")
+    store_source: bool = Field(description="Whether points keep what they were embedded from.")
     count: int = Field(description="Points stored.")
     indexed_count: int = Field(description="Points in the HNSW graph (0 while it is being built).")
     index_state: Literal["building", "ready", "failed"] = Field(

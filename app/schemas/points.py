@@ -53,10 +53,14 @@ class WriteResult(Strict):
     seq: int = Field(description="Sequence number of the batch; it is on disk when this answer is sent.")
 
 
+_WITH_SOURCE = "Return what each point was embedded from (collections created with store_source)."
+
+
 class GetRequest(Strict):
     ids: list[PointId] = Field(min_length=1, description="Ids to fetch; an unknown id is a 404.")
     with_payload: bool = Field(True, description="Return payloads.")
     with_vector: bool = Field(False, description="Return vectors (unit length in cosine collections).")
+    with_source: bool = Field(False, description=_WITH_SOURCE)
 
 
 class DeleteRequest(Strict):
@@ -84,12 +88,16 @@ class ScrollRequest(Strict):
     offset: int | None = Field(None, ge=0, description="next_offset from the previous page; none for the first.")
     with_payload: bool = Field(True, description="Return payloads.")
     with_vector: bool = Field(False, description="Return vectors.")
+    with_source: bool = Field(False, description=_WITH_SOURCE)
 
 
 class PointOut(Strict):
     id: PointId
     payload: dict[str, Any] | None = None
     vector: list[float] | None = None
+    source: dict[str, str] | None = Field(
+        None, description='{"text": …}, {"sequence": …} or {"image": base64}; absent for points sent as vectors.'
+    )
 
 
 class PointList(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from app.index.exact import ExactIndex
 from app.index.hnsw import HnswIndex
 from app.index.payload import PayloadIndex
 from app.services import graph
-from app.services.models import CollectionConfig, Page, Point, PointId, Query, SearchResult
+from app.services.models import CollectionConfig, Page, Point, PointId, Query, SearchResult, Source
 from app.services.rwlock import RWLock
 from app.services.searcher import run_queries
 from app.storage.sqlite_store import PointStore
@@ -135,8 +136,18 @@ class Collection:
             self.store.close()
 
     # ---- writes -----------------------------------------------------------------------------
-    def upsert(self, ids: list[PointId], vectors: np.ndarray, payloads: list[dict[str, Any] | None]) -> int:
-        """Insert or replace points; all or nothing. Returns the batch's sequence number."""
+    def upsert(
+        self,
+        ids: list[PointId],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any] | None],
+        sources: list[Source | None] | None = None,
+    ) -> int:
+        """Insert or replace points; all or nothing. Returns the batch's sequence number.
+
+        `sources` (what each point was embedded from) is kept only if the collection is configured
+        to keep it; a point upserted without one loses the one it had.
+        """
         vectors = self.check_vectors(vectors, expected=len(ids))
         for i, payload in enumerate(payloads):
             try:
@@ -148,15 +159,21 @@ class Collection:
         ids = [ids[i] for i in order]
         vectors = vectors[order]
         payload_json = [_encode_payload(ids[n], payloads[i]) for n, i in enumerate(order)]
+        id_json = [orjson.dumps(pid).decode() for pid in ids]
+        kept = None
+        if self.config.store_source:
+            given = sources or [None] * len(payloads)
+            kept = [None if given[i] is None else (key, *given[i]) for key, i in zip(id_json, order, strict=True)]
         with self._write_mutex:
             self._check_open()
             slots, reused = self._assign_slots(ids)
             seq = self.store.write_batch(
                 [
-                    (orjson.dumps(pid).decode(), slot, vec.tobytes(), None if p is None else p.decode())
-                    for pid, slot, vec, p in zip(ids, slots.tolist(), vectors, payload_json, strict=True)
+                    (key, slot, vec.tobytes(), None if p is None else p.decode())
+                    for key, slot, vec, p in zip(id_json, slots.tolist(), vectors, payload_json, strict=True)
                 ],
                 [],
+                kept,
             )
             with self.rw.write():
                 for pid, slot, p, i in zip(ids, slots.tolist(), payload_json, order, strict=True):
@@ -256,13 +273,16 @@ class Collection:
     def count(self) -> int:
         return len(self.slot_of)
 
-    def get(self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False) -> list[Point]:
+    def get(
+        self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False, with_source: bool = False
+    ) -> list[Point]:
         with self.rw.read():
             self._check_open()
             missing = [pid for pid in ids if pid not in self.slot_of]
             if missing:
                 raise PointNotFound(f"{len(missing)} point(s) not found", missing=missing[:20])
-            return self._points([self.slot_of[pid] for pid in ids], with_payload, with_vector)
+            points = self._points([self.slot_of[pid] for pid in ids], with_payload, with_vector)
+            return self._with_sources(points) if with_source else points
 
     def count_matching(self, flt: dict[str, Any] | None) -> int:
         with self.rw.read():
@@ -270,7 +290,14 @@ class Collection:
             return self.count if not flt else int(np.count_nonzero(self.mask(flt)))
 
     def scroll(
-        self, flt: dict[str, Any] | None, limit: int, offset: int | None, *, with_payload: bool, with_vector: bool
+        self,
+        flt: dict[str, Any] | None,
+        limit: int,
+        offset: int | None,
+        *,
+        with_payload: bool,
+        with_vector: bool,
+        with_source: bool = False,
     ) -> Page:
         """Points in slot order from `offset` on; `next_offset` continues where this page stopped."""
         with self.rw.read():
@@ -279,7 +306,8 @@ class Collection:
             slots = np.flatnonzero(mask[offset or 0 :]) + (offset or 0)
             page = slots[: limit + 1].tolist()
             next_offset = page.pop() if len(page) > limit else None
-            return Page(self._points(page, with_payload, with_vector), next_offset)
+            points = self._points(page, with_payload, with_vector)
+            return Page(self._with_sources(points) if with_source else points, next_offset)
 
     def search(self, queries: list[Query], *, blocking: bool = True) -> list[SearchResult]:
         if not self.rw.acquire_read(blocking):
@@ -300,6 +328,12 @@ class Collection:
             )
             for i, slot in enumerate(slots)
         ]
+
+    def _with_sources(self, points: list[Point]) -> list[Point]:
+        """Sources live only in SQLite (they can be large images): read them for this page alone."""
+        keys = [orjson.dumps(p.id).decode() for p in points]
+        found = self.store.sources(keys)
+        return [replace(p, source=found.get(key)) for p, key in zip(points, keys, strict=True)]
 
     def mask(self, flt: dict[str, Any]) -> np.ndarray:
         return self.payload_index.mask(flt, self.exact.size) & self.exact.alive

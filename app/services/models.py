@@ -11,6 +11,7 @@ from app.index.base import Metric
 from app.index.payload import FieldType
 
 PointId = int | str
+Source = tuple[str, bytes]  # what a point was embedded from: ("text" | "sequence" | "image", UTF-8 or image bytes)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class CollectionConfig:
     ef: int = 64
     payload_indexes: dict[str, FieldType] = field(default_factory=dict)
     embedder: dict[str, Any] | None = None  # e.g. {"kind": "kmer", "k": 4}; None for raw vectors
+    store_source: bool = False  # keep the text/sequence/image each point was embedded from
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -35,6 +37,7 @@ class Point:
     id: PointId
     payload_json: bytes | None = None
     vector: np.ndarray | None = None
+    source: Source | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ CREATE TABLE IF NOT EXISTS points (
     seq     INTEGER NOT NULL           -- the write batch that last touched this point
 );
 CREATE TABLE IF NOT EXISTS tombstones (slot INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (  -- what a point was embedded from, in collections that keep it
+    id      TEXT PRIMARY KEY,          -- the point's id, as in points
+    kind    TEXT NOT NULL,             -- text | sequence | image
+    data    BLOB NOT NULL              -- UTF-8 text, or the image's bytes
+);
 INSERT OR IGNORE INTO meta VALUES ('seq', '0');
 """
 
@@ -67,8 +72,14 @@ class PointStore:
         self,
         upserts: list[tuple[str, int, bytes, str | None]],
         deletes: list[tuple[str, int]],
+        sources: list[tuple[str, str, bytes] | None] | None = None,
     ) -> int:
-        """Apply one batch atomically; returns its sequence number. Nothing is visible until commit."""
+        """Apply one batch atomically; returns its sequence number. Nothing is visible until commit.
+
+        `sources`, one entry per upsert (None for a point sent as a vector), replaces what the upserted
+        points were made from; without it the sources table is not touched, which keeps bulk vector
+        loads into collections that keep no sources free of its cost.
+        """
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
@@ -77,11 +88,15 @@ class PointStore:
                 if deletes:
                     cur.executemany("DELETE FROM points WHERE id = ?", [(i,) for i, _ in deletes])
                     cur.executemany("INSERT INTO tombstones VALUES (?, ?)", [(s, seq) for _, s in deletes])
+                    cur.executemany("DELETE FROM sources WHERE id = ?", [(i,) for i, _ in deletes])
                 if upserts:
                     cur.executemany(
                         "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)",
                         [(i, s, v, p, seq) for i, s, v, p in upserts],
                     )
+                if sources is not None:
+                    cur.executemany("DELETE FROM sources WHERE id = ?", [(u[0],) for u in upserts])
+                    cur.executemany("INSERT INTO sources VALUES (?, ?, ?)", [s for s in sources if s is not None])
                 cur.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
                 cur.execute("COMMIT")
             except BaseException:
@@ -94,6 +109,19 @@ class PointStore:
         with self._lock:
             rows = self._conn.execute("SELECT id, slot, vector, payload, seq FROM points ORDER BY slot").fetchall()
         return [StoredPoint(*row) for row in rows]
+
+    def sources(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        """id → (kind, data) for the given ids that have a stored source."""
+        found: dict[str, tuple[str, bytes]] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for i, kind, data in self._conn.execute(
+                    f"SELECT id, kind, data FROM sources WHERE id IN ({marks})", chunk
+                ):
+                    found[i] = (kind, data)
+        return found
 
     def tombstones_after(self, seq: int) -> list[int]:
         with self._lock:

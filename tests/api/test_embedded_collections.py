@@ -129,3 +129,37 @@ def test_search_by_uploaded_photo(client: TestClient) -> None:
         "invalid_image",
     )
     error(client.post("/collections/shop/search/image", data={"k": "2"}), 422, "validation_error")
+
+
+def test_store_source_keeps_what_points_were_made_from(settings: Settings) -> None:
+    pytest.importorskip("PIL")
+    photo = _photo((10, 200, 10), "PNG")
+    with TestClient(create_app(settings)) as c:
+        assert c.put("/collections/kept", json={"embedder": {"kind": "image"}, "store_source": True}).status_code == 201
+        assert c.get("/collections/kept").json()["store_source"] is True
+        points = [{"id": 1, "image": photo}, {"id": 2, "vector": [0.5] * 576}, {"id": 3, "image": _photo((9, 9, 9))}]
+        assert c.put("/collections/kept/points", json={"points": points}).status_code == 200
+        assert c.post("/collections/kept/points/delete", json={"ids": [3]}).json()["count"] == 1
+    with TestClient(create_app(settings)) as c:  # sources are durable, like the points
+        got = c.post("/collections/kept/points/get", json={"ids": [1, 2], "with_source": True}).json()["points"]
+        assert got[0]["source"] == {"image": photo}
+        assert "source" not in got[1]  # sent as a vector: nothing to keep
+        assert "source" not in c.post("/collections/kept/points/get", json={"ids": [1]}).json()["points"][0]
+        # replacing a point by a vector drops the source it had; a deleted point's is gone for good
+        assert c.put("/collections/kept/points", json={"points": [{"id": 1, "vector": [1.0] * 576}]}).status_code == 200
+        page = c.post("/collections/kept/points/scroll", json={"with_source": True}).json()["points"]
+        assert all("source" not in p for p in page) and len(page) == 2
+
+
+def test_sources_are_not_kept_unless_asked(client: TestClient) -> None:
+    seqs = _genes(client)  # a kmer collection created without store_source
+    got = client.post(f"{C}/points/get", json={"ids": ["g0"], "with_source": True}).json()["points"][0]
+    assert "source" not in got and len(seqs[0]) == 400
+
+
+def test_sequence_sources_come_back_as_strings(client: TestClient) -> None:
+    assert client.put("/collections/seqs", json={"embedder": {"kind": "kmer"}, "store_source": True}).status_code == 201
+    points = [{"id": "a", "sequence": "ACGTTGCA" * 10}, {"id": "b", "sequence": "TTTTGGGGCCCCAAAA" * 4}]
+    assert client.put("/collections/seqs/points", json={"points": points}).status_code == 200
+    page = client.post("/collections/seqs/points/scroll", json={"with_source": True}).json()["points"]
+    assert {p["id"]: p["source"]["sequence"] for p in page} == {"a": "ACGTTGCA" * 10, "b": "TTTTGGGGCCCCAAAA" * 4}
