@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import collections, health, points, search
+from app.api import collections, health, points, recommend, search
 from app.api.errors import install_error_handlers
 from app.api.guard import Guard
 from app.api.search import SearchLane
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SearchLane)  # inner: runs after the guard below
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     install_error_handlers(app)
-    for module in (health, collections, points, search):
+    for module in (health, collections, points, search, recommend):
         app.include_router(module.router)
     return app
 

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CollectionDep, RegistryDep
 from app.core.errors import CollectionNotFound
-from app.schemas.collections import CollectionCreate, CollectionInfo, CollectionList
+from app.schemas.collections import CollectionCreate, CollectionInfo, CollectionList, RecommendationSettings
 from app.services.models import CollectionConfig
 
 router = APIRouter(prefix="/collections", tags=["collections"])
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/collections", tags=["collections"])
 
 def _info(raw: dict[str, Any]) -> CollectionInfo:
     hnsw = {"m": raw.pop("m"), "ef_construction": raw.pop("ef_construction"), "ef": raw.pop("ef")}
+    raw["recommendation"] = RecommendationSettings(**raw["recommendation"])  # collections made before it: defaults
     return CollectionInfo(hnsw=hnsw, **raw)
 
 
@@ -30,6 +31,7 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         metric=body.metric,
         payload_indexes=dict(body.payload_indexes),
         store_source=body.store_source,
+        recommendation=body.recommendation.model_dump(),
         **body.hnsw.model_dump(),
     )
     collection = await run_in_threadpool(registry.create, config)

@@ -13,9 +13,13 @@ UmbrellaError
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
-│   └── PointNotFound
+│   ├── PointNotFound
+│   ├── UserNotFound
+│   └── RankerNotFound
 ├── AlreadyExists (409)
 │   └── CollectionExists
+├── NotEnoughEvents (409)       too few interactions to train a ranker
+├── TrainingInProgress (409)
 ├── PayloadTooLarge (413)
 ├── ValidationFailed (422)      the request did not match the schema
 ├── Overloaded (429)            too much work queued; retry after `retry_after` seconds
@@ -92,6 +96,14 @@ class PointNotFound(NotFound):
     code = "point_not_found"
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class RankerNotFound(NotFound):
+    code = "ranker_not_found"
+
+
 class AlreadyExists(UmbrellaError):
     code = "already_exists"
     status_code = 409
@@ -99,6 +111,18 @@ class AlreadyExists(UmbrellaError):
 
 class CollectionExists(AlreadyExists):
     code = "collection_exists"
+
+
+class NotEnoughEvents(UmbrellaError):
+    """The events cannot train a ranker yet; details say how many are needed and how many there are."""
+
+    code = "not_enough_events"
+    status_code = 409
+
+
+class TrainingInProgress(UmbrellaError):
+    code = "training_in_progress"
+    status_code = 409
 
 
 class PayloadTooLarge(UmbrellaError):

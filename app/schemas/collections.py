@@ -49,6 +49,25 @@ class ImageEmbedderSpec(Strict):
     )
 
 
+class EventWeights(Strict):
+    view: float = Field(0.2, ge=0, le=100, description="Pull of a view on the taste vector and popularity.")
+    click: float = Field(1.0, ge=0, le=100)
+    cart: float = Field(2.0, ge=0, le=100)
+    purchase: float = Field(4.0, ge=0, le=100)
+    rating: float = Field(2.0, ge=0, le=100, description="Pull of a 5-star rating; 3 stars: 0; 1 star pushes away.")
+
+
+class RecommendationSettings(Strict):
+    weights: EventWeights = Field(default_factory=EventWeights, description="How much each event type counts.")
+    half_life_days: float = Field(30.0, gt=0, le=3650, description="An interaction this old counts half.")
+    category_field: str | None = Field(
+        "category", description="A keyword payload index: category affinity feature, a user's top categories."
+    )
+    price_field: str | None = Field(
+        "price", description="A float/integer payload index: the price-relative-to-usual feature."
+    )
+
+
 EmbedderSpec = Annotated[
     TextEmbedderSpec | ClipEmbedderSpec | KmerEmbedderSpec | ImageEmbedderSpec, Field(discriminator="kind")
 ]
@@ -68,11 +87,26 @@ class CollectionCreate(Strict):
         False,
         description="Keep the text, sequence or image each point was embedded from; read it back with with_source.",
     )
+    recommendation: RecommendationSettings = Field(
+        default_factory=RecommendationSettings, description="How events build user profiles and ranker features."
+    )
 
     @model_validator(mode="after")
     def _dim_or_embedder(self) -> CollectionCreate:
         if self.dim is None and self.embedder is None:
             raise ValueError("send dim, or an embedder that decides it")
+        return self
+
+    @model_validator(mode="after")
+    def _recommendation_fields(self) -> CollectionCreate:
+        """A field named on purpose must be declared; the defaults just go unused when it is not."""
+        rec = self.recommendation
+        for attr, types in (("category_field", ("keyword",)), ("price_field", ("float", "integer"))):
+            name = getattr(rec, attr)
+            if name is not None and self.payload_indexes.get(name) not in types:
+                if attr in rec.model_fields_set:
+                    raise ValueError(f"recommendation.{attr} {name!r} must be a {' or '.join(types)} payload index")
+                setattr(rec, attr, None)
         return self
 
 
@@ -84,6 +118,7 @@ class CollectionInfo(Strict):
     payload_indexes: dict[str, FieldTypeName]
     embedder: dict[str, object] | None = Field(None, description="The embedder spec, if any.")
     store_source: bool = Field(description="Whether points keep what they were embedded from.")
+    recommendation: RecommendationSettings
     count: int = Field(description="Points stored.")
     indexed_count: int = Field(description="Points in the HNSW graph (0 while it is being built).")
     index_state: Literal["building", "ready", "failed"] = Field(

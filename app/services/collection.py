@@ -27,6 +27,7 @@ from app.index.exact import ExactIndex
 from app.index.hnsw import HnswIndex
 from app.index.payload import PayloadIndex
 from app.services import graph
+from app.services.feedback import Feedback
 from app.services.models import CollectionConfig, Page, Point, PointId, Query, SearchResult, Source
 from app.services.rwlock import RWLock
 from app.services.searcher import run_queries
@@ -81,6 +82,7 @@ class Collection:
         self.checkpoint_lock = threading.Lock()
         self.graph_thread: threading.Thread | None = None
         self.closed = False
+        self.feedback = Feedback(self)  # events, user profiles, ranker
 
     # ---- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -101,6 +103,7 @@ class Collection:
         embedder = embedders.get(config.embedder) if config.embedder else None
         collection = cls(folder, config, store, settings, embedder)
         seq_of_slot = collection._load_points()
+        collection.feedback.load()
         graph.start(collection, seq_of_slot=seq_of_slot)
         return collection
 

@@ -14,6 +14,27 @@ PointId = int | str
 Source = tuple[str, bytes]  # what a point was embedded from: ("text" | "sequence" | "image", UTF-8 or image bytes)
 
 
+EVENT_TYPES = ("view", "click", "cart", "purchase", "rating")
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """How events shape user profiles and popularity."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"view": 0.2, "click": 1.0, "cart": 2.0, "purchase": 4.0, "rating": 2.0}
+    )
+    half_life_days: float = 30.0  # an interaction this old counts half as much as one just now
+    category_field: str | None = "category"  # a keyword payload index: category affinity, top categories
+    price_field: str | None = "price"  # a float/integer payload index: price relative to the user's usual
+
+    def weight(self, event_type: str, value: float) -> float:
+        """A rating of 5 pulls as hard as weights["rating"], 3 not at all, 1 pushes away."""
+        if event_type == "rating":
+            return self.weights["rating"] * (value - 3.0) / 2.0
+        return self.weights[event_type]
+
+
 @dataclass(frozen=True)
 class CollectionConfig:
     name: str
@@ -25,6 +46,10 @@ class CollectionConfig:
     payload_indexes: dict[str, FieldType] = field(default_factory=dict)
     embedder: dict[str, Any] | None = None  # e.g. {"kind": "kmer", "k": 4}; None for raw vectors
     store_source: bool = False  # keep the text/sequence/image each point was embedded from
+    recommendation: dict[str, Any] = field(default_factory=dict)  # RecommendConfig's fields; defaults if empty
+
+    def recommend_config(self) -> RecommendConfig:
+        return RecommendConfig(**self.recommendation)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

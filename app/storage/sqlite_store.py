@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,14 @@ CREATE TABLE IF NOT EXISTS sources (  -- what a point was embedded from, in coll
     id      TEXT PRIMARY KEY,          -- the point's id, as in points
     kind    TEXT NOT NULL,             -- text | sequence | image
     data    BLOB NOT NULL              -- UTF-8 text, or the image's bytes
+);
+CREATE TABLE IF NOT EXISTS events (  -- interactions, for user profiles and the ranker
+    user    TEXT NOT NULL,
+    item    TEXT NOT NULL,             -- the point's id, as in points (kept when the point is deleted)
+    type    TEXT NOT NULL,             -- view | click | cart | purchase | rating
+    value   REAL NOT NULL,             -- the rating, or 1
+    time    REAL NOT NULL,             -- epoch seconds
+    UNIQUE (user, item, type, time, value)  -- a resent event is a duplicate, not a second interaction
 );
 INSERT OR IGNORE INTO meta VALUES ('seq', '0');
 """
@@ -122,6 +131,35 @@ class PointStore:
                 ):
                     found[i] = (kind, data)
         return found
+
+    def add_events(self, rows: list[tuple[str, str, str, float, float]]) -> list[bool]:
+        """Store (user, item, type, value, time) rows in one transaction; True where a row was new."""
+        inserted = []
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    cur.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
+                    inserted.append(cur.rowcount == 1)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return inserted
+
+    def events(self, batch: int = 50_000) -> Iterator[list[tuple[str, str, str, float, float]]]:
+        """Every stored event, oldest first, in batches, so a long history never sits in one list.
+
+        A connection of its own reads one consistent snapshot (WAL) while writers go on.
+        """
+        conn = sqlite3.connect(self.path)
+        try:
+            rows = conn.execute("SELECT user, item, type, value, time FROM events ORDER BY time, rowid")
+            while chunk := rows.fetchmany(batch):
+                yield chunk
+        finally:
+            conn.close()
 
     def tombstones_after(self, seq: int) -> list[int]:
         with self._lock:

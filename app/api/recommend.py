@@ -1,0 +1,131 @@
+"""Routes for recommendation: by examples, interaction events, user profiles, the ranker."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi import Query as QueryParam
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from app.api.codec import hit_json, json_response, result_json
+from app.api.deps import CollectionDep, SettingsDep, check_batch
+from app.api.errors import validation_error_response
+from app.core.errors import RankerNotFound
+from app.ranking.curves import loss_curves_svg
+from app.schemas.common import Filter
+from app.schemas.recommend import (
+    EventsReport,
+    EventsRequest,
+    RankerReport,
+    RecommendRequest,
+    TrainRequest,
+    UserProfile,
+    UserRecommendations,
+)
+from app.schemas.search import SearchResponse
+from app.services import ranker as rankers
+from app.services.collection import Collection
+from app.services.models import Query
+from app.services.recommend import recommend
+
+router = APIRouter(prefix="/collections/{name}", tags=["recommendation"])
+
+
+@router.post("/recommend", response_model=SearchResponse)
+async def recommend_by_examples(body: RecommendRequest, collection: CollectionDep) -> Response:
+    """Items like the positive examples and unlike the negative ones; the examples never come back."""
+
+    def examples(items: list) -> list:
+        return [np.asarray(e, np.float32) if isinstance(e, list) else e for e in items]
+
+    query = Query(
+        k=body.k,
+        ef=body.ef,
+        exact=body.exact,
+        filter=body.filter.as_dict() if body.filter else None,
+        score_threshold=body.score_threshold,
+        with_payload=body.with_payload,
+        with_vector=body.with_vector,
+    )
+    result = await run_in_threadpool(
+        recommend, collection, examples(body.positive), examples(body.negative), body.strategy, query
+    )
+    return json_response(result_json(result))
+
+
+@router.post("/events", response_model=EventsReport)
+async def add_events(body: EventsRequest, collection: CollectionDep, settings: SettingsDep) -> EventsReport:
+    """Store interaction events; answered once they are on disk, with what was kept, dropped and refused."""
+    check_batch(len(body.events), settings.max_batch_points, "events")
+    events = [e.model_dump() for e in body.events]
+    return EventsReport(**await run_in_threadpool(collection.feedback.add_events, events))
+
+
+@router.get("/users/{user}", response_model=UserProfile)
+async def get_user(user: str, collection: CollectionDep, with_vector: bool = False) -> UserProfile:
+    """A user's profile: event counts, activity, top categories, the taste vector on request; 404 if unknown."""
+    return UserProfile(**await run_in_threadpool(collection.feedback.user, user, with_vector=with_vector))
+
+
+@router.get("/users/{user}/recommendations", response_model=UserRecommendations)
+async def recommend_for_user(
+    user: str,
+    collection: CollectionDep,
+    k: Annotated[int, QueryParam(ge=1, le=1000)] = 10,
+    filter: Annotated[str | None, QueryParam(description="A filter as JSON, e.g. {\"must\": [...]}")] = None,
+    exclude_seen: bool = True,
+    with_payload: bool = True,
+) -> Response:
+    """What the user should see next. A user with no events (or unknown) gets popular items: see `path`."""
+    try:
+        flt = Filter.model_validate_json(filter).as_dict() if filter else None
+    except ValidationError as err:
+        return validation_error_response(err.errors(), prefix=("query", "filter"))
+    recs = await run_in_threadpool(
+        collection.feedback.recommend, user, k, flt, exclude_seen=exclude_seen, with_payload=with_payload
+    )
+    return json_response(
+        {
+            "user": recs.user,
+            "path": recs.path,
+            "results": [hit_json(h) for h in recs.hits],
+            "candidates": recs.candidates,
+            "excluded": recs.excluded,
+        }
+    )
+
+
+@router.post("/ranker/train", response_model=RankerReport)
+async def train_ranker(collection: CollectionDep, body: TrainRequest | None = None) -> RankerReport:
+    """Train the logistic-regression ranker on the stored events; 409 when there are too few."""
+    body = body or TrainRequest()
+    options = rankers.TrainOptions(
+        **body.model_dump(exclude={"alphas", "class_weights"}),
+        alphas=tuple(body.alphas),
+        class_weights=tuple(body.class_weights),
+    )
+    trained = await run_in_threadpool(rankers.train, collection.feedback, options)
+    return RankerReport(**trained.report)
+
+
+def _ranker(collection: Collection) -> rankers.Ranker:
+    if collection.feedback.ranker is None:
+        raise RankerNotFound(f"no ranker trained for '{collection.name}': POST …/ranker/train first")
+    return collection.feedback.ranker
+
+
+@router.get("/ranker", response_model=RankerReport)
+async def get_ranker(collection: CollectionDep) -> RankerReport:
+    """Hyper-parameters tried and chosen, per-epoch losses, and validation metrics beside the baselines."""
+    return RankerReport(**_ranker(collection).report)
+
+
+@router.get("/ranker/curves.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
+async def ranker_curves(collection: CollectionDep) -> Response:
+    """Train and validation loss per epoch of the chosen setting (the others' validation loss faint)."""
+    svg = loss_curves_svg(rankers.training_report(_ranker(collection)))
+    return Response(svg, media_type="image/svg+xml")

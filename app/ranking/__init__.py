@@ -1,0 +1,1 @@
+"""Learning to rank from interaction events: synthetic shops, ranker training, offline metrics."""
