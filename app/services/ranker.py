@@ -30,7 +30,7 @@ from app.ranking.metrics import auc, log_loss, ndcg_at_k, precision_at_k, recall
 from app.ranking.model import LogisticRanker
 from app.ranking.training import TrainingReport, calibrate, fit_ranker
 from app.services.models import Query
-from app.services.profiles import Profiles
+from app.services.profiles import EventRows, Profiles
 from app.services.searcher import run_queries
 from app.storage.files import atomic_write_bytes
 
@@ -111,36 +111,38 @@ class _Trainer:
         self.rng = np.random.default_rng(options.seed)
 
     def run(self) -> Ranker:
+        # The collection's read lock is taken per step, never for the whole run: a long training must not
+        # hold writers back. A point deleted meanwhile just drops out of the rows and candidates.
         with self.c.rw.read():
             self.c._check_open()
             rows, dropped = self._clean()
-            times = np.array([r[4] for r in rows])
-            history_cut = float(np.quantile(times, 1 - self.o.validation_fraction - self.o.label_fraction))
-            validation_cut = float(np.quantile(times, 1 - self.o.validation_fraction))
-            history = [r for r in rows if r[4] < history_cut]
-            labels = [r for r in rows if history_cut <= r[4] < validation_cut]
-            validation = [r for r in rows if r[4] >= validation_cut]
-            state = Profiles(self.c.config.dim, self.f.config)
-            state.apply(self.f.event_rows(history))
-            train_set = self._pairs(state, labels)
-            state.apply(self.f.event_rows(labels))
-            val_set = self._pairs(state, validation)
-            self._check_enough(train_set, val_set)
-            names = list(train_set.columns)
-            report = fit_ranker(
-                _matrix(train_set.columns, names),
-                train_set.y,
-                _matrix(val_set.columns, names),
-                val_set.y,
-                names,
-                alphas=self.o.alphas,
-                class_weights=self.o.class_weights,
-                max_epochs=self.o.max_epochs,
-                patience=self.o.patience,
-                seed=self.o.seed,
-            )
-            ranker = Ranker(report.model, {})
-            metrics, evaluated = self._metrics(ranker, state, train_set, val_set, validation)
+        times = np.array([r[4] for r in rows])
+        history_cut = float(np.quantile(times, 1 - self.o.validation_fraction - self.o.label_fraction))
+        validation_cut = float(np.quantile(times, 1 - self.o.validation_fraction))
+        history = [r for r in rows if r[4] < history_cut]
+        labels = [r for r in rows if history_cut <= r[4] < validation_cut]
+        validation = [r for r in rows if r[4] >= validation_cut]
+        state = Profiles(self.c.config.dim, self.f.config)
+        state.apply(self._event_rows(history))
+        train_set = self._pairs(state, labels)
+        state.apply(self._event_rows(labels))
+        val_set = self._pairs(state, validation)
+        self._check_enough(train_set, val_set)
+        names = list(train_set.columns)
+        report = fit_ranker(
+            _matrix(train_set.columns, names),
+            train_set.y,
+            _matrix(val_set.columns, names),
+            val_set.y,
+            names,
+            alphas=self.o.alphas,
+            class_weights=self.o.class_weights,
+            max_epochs=self.o.max_epochs,
+            patience=self.o.patience,
+            seed=self.o.seed,
+        )
+        ranker = Ranker(report.model, {})
+        metrics, evaluated = self._metrics(ranker, state, train_set, val_set, validation)
         chosen = report.chosen_trial
         ranker.report.update(
             {
@@ -177,6 +179,11 @@ class _Trainer:
                 got={"events": 0},
             )
         return rows, {"item_deleted": gone}
+
+    def _event_rows(self, rows: list[tuple[str, str, str, float, float]]) -> EventRows:
+        with self.c.rw.read():
+            self.c._check_open()
+            return self.f.event_rows([r for r in rows if orjson.loads(r[1]) in self.c.slot_of])
 
     def _pairs(self, state: Profiles, window: list[tuple[str, str, str, float, float]]) -> _PairSet:
         """Labelled (user, item) pairs of one window, with features from `state` (what was known before)."""
@@ -246,10 +253,10 @@ class _Trainer:
                 for lists in ranked.values():
                     lists.append([])
                 continue
-            columns = _PairSet.build(self.f, state, [(user, keys, [0] * len(keys))]).columns
+            rows = _PairSet.build(self.f, state, [(user, keys, [0] * len(keys))])
             for name, model in scorers.items():
-                p = model.predict_proba(_matrix(columns, model.feature_names))
-                ranked[name].append([keys[j] for j in np.argsort(-p, kind="stable")[:EVAL_K].tolist()])
+                p = model.predict_proba(_matrix(rows.columns, model.feature_names))
+                ranked[name].append([rows.keys[j] for j in np.argsort(-p, kind="stable")[:EVAL_K].tolist()])
         truth = [relevant[u] for u in users]
         for name, lists in ranked.items():
             out[name].update(
@@ -267,8 +274,11 @@ class _Trainer:
         n = self.o.candidates
         taste = state.taste_of(user)
         wide = min(n + len(seen), self.c.settings.max_ef)
-        hits = run_queries(self.c, [Query(vector=taste, k=wide, ef=max(wide, self.c.config.ef), with_payload=False)])
-        keys = [key for key in (self.f._key(h.id) for h in hits[0].hits) if key not in seen][:n]
+        query = Query(vector=taste, k=wide, ef=max(wide, self.c.config.ef), with_payload=False)
+        with self.c.rw.read():
+            self.c._check_open()
+            hits = run_queries(self.c, [query])[0].hits
+        keys = [key for key in (self.f._key(h.id) for h in hits) if key not in seen][:n]
         alive = self.c.slot_of
         keys += [key for key, _ in state.popular(n, lambda key: orjson.loads(key) in alive, seen | set(keys))]
         return keys
@@ -278,19 +288,29 @@ class _Trainer:
 class _PairSet:
     columns: dict[str, np.ndarray]
     y: np.ndarray
+    keys: list[str]  # the item of each row
 
     @classmethod
     def build(cls, feedback: Feedback, state: Profiles, pairs: list[tuple[str, list[str], list[int]]]) -> _PairSet:
         parts: list[dict[str, np.ndarray]] = []
         labels: list[int] = []
+        items: list[str] = []
+        c = feedback.c
         for user, keys, y in pairs:
-            slots = np.array([feedback.c.slot_of[orjson.loads(key)] for key in keys], np.int64)
-            categories, log_prices = feedback.item_fields(slots)
-            parts.append(state.features(user, feedback.c.exact.vectors(slots), keys, categories, log_prices))
-            labels += y
+            with c.rw.read():
+                c._check_open()
+                alive = [j for j, key in enumerate(keys) if orjson.loads(key) in c.slot_of]
+                keys = [keys[j] for j in alive]
+                slots = np.array([c.slot_of[orjson.loads(key)] for key in keys], np.int64)
+                categories, log_prices = feedback.item_fields(slots)
+                vectors = c.exact.vectors(slots)
+            parts.append(state.features(user, vectors, keys, categories, log_prices))
+            labels += [y[j] for j in alive]
+            items += keys
         if not parts:
-            return cls({name: np.zeros(0) for name in _feature_names(feedback)}, np.zeros(0, np.int64))
-        return cls({name: np.concatenate([p[name] for p in parts]) for name in parts[0]}, np.array(labels, np.int64))
+            return cls({name: np.zeros(0) for name in _feature_names(feedback)}, np.zeros(0, np.int64), [])
+        columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        return cls(columns, np.array(labels, np.int64), items)
 
 
 def _feature_names(feedback: Feedback) -> list[str]:
