@@ -15,6 +15,7 @@ Training follows the classic recipe, each step visible in the report:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from app.storage.files import atomic_write_bytes
 if TYPE_CHECKING:
     from app.services.feedback import Feedback
 
+log = logging.getLogger(__name__)
 RANKER_FILE = "ranker.json"
 POSITIVE = {"click", "cart", "purchase"}
 MIN_TRAIN_POSITIVES = 20
@@ -68,11 +70,16 @@ class Ranker:
 
 
 def load(folder: Path) -> Ranker | None:
+    """The saved ranker; a missing or unreadable file means none (it can be trained again from the events)."""
     path = folder / RANKER_FILE
     if not path.exists():
         return None
-    report = orjson.loads(path.read_bytes())
-    return Ranker(LogisticRanker.from_json(report["training"]["model"]), report)
+    try:
+        report = orjson.loads(path.read_bytes())
+        return Ranker(LogisticRanker.from_json(report["training"]["model"]), report)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        log.warning("%s: ignoring an unreadable ranker (%s); train it again", path, err)
+        return None
 
 
 def save(folder: Path, ranker: Ranker) -> None:

@@ -272,9 +272,19 @@ def test_bad_examples(grid: TestClient) -> None:
     assert grid.get("/collections/circle").json()["count"] == 36
 
 
-def test_recommendation_settings_are_checked(client: TestClient, tmp_path: Path) -> None:
+def test_recommendation_settings_are_checked(client: TestClient) -> None:
     body = {"dim": 2, "recommendation": {"category_field": "kind"}}
     error(client.put("/collections/x", json=body), 422, "validation_error")
     info = client.put("/collections/y", json={"dim": 2, "recommendation": {"half_life_days": 7}}).json()
     assert info["recommendation"]["half_life_days"] == 7
     assert info["recommendation"]["category_field"] is None  # the default field is not declared: unused
+
+
+def test_an_unreadable_ranker_file_is_ignored_not_fatal(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        create(client, "products", dim=2)
+        upsert(client, [{"id": 1, "vector": [1, 0]}])
+    (Path(settings.data_dir) / "products" / "ranker.json").write_text("{not json")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/collections/products").status_code == 200
+        error(client.get("/collections/products/ranker"), 404, "ranker_not_found")
