@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0  # first, so nothing pulls a CUDA build of torch
-	$(BIN)/pip install -q -e '.[models,test,bench]'
+	$(BIN)/pip install -q -e '.[models,test,bench,parquet]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## start the server on http://127.0.0.1:8000, data in ./indexes
