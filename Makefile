@@ -5,17 +5,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0  # first, so nothing pulls a CUDA build of torch
-	$(BIN)/pip install -q -e '.[models,test,bench,parquet]'
+	$(BIN)/pip install -q -e '.[models,test,bench,parquet]' -e './sdk[all]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## start the server on http://127.0.0.1:8000, data in ./indexes
 	$(BIN)/umbrella serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests benchmarks
+	$(BIN)/ruff check app tests benchmarks sdk
 	$(BIN)/lint-imports
 
 test: lint  ## the whole suite: lint, layer rules, unit, API and end-to-end tests

@@ -1,4 +1,4 @@
-"""The `umbrella` command line."""
+"""The `umbrella` command line: `serve` runs the server; import, export, collections and bench talk to one."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import uvicorn
 
+from app.cli.remote import bench_command, collections_command, export_command, import_command
 from app.core.config import Settings
 
 
@@ -38,5 +39,5 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: st
     )
 
 
-if __name__ == "__main__":
-    main()
+for command in (import_command, export_command, collections_command, bench_command):
+    main.add_command(command)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ class Columns:
     payload: tuple[str, ...] | None = None  # None: every other column
     base_dir: Path = Path(".")
     from_csv: bool = False  # CSV cells are all strings: numbers are read back as numbers
+    dim: int | None = None  # the collection's: a vector of another length is refused here, with its line
 
     def to_point(self, row: Row) -> dict[str, Any]:
         record = row.record
@@ -37,6 +38,8 @@ class Columns:
         source = sources[0]
         if source == self.vector:
             point["vector"] = _vector(record[source], row.line)
+            if self.dim is not None and len(point["vector"]) != self.dim:
+                raise RowError(f"line {row.line}: {len(point['vector'])} numbers, the collection holds {self.dim}")
         elif source == self.text:
             point["text"] = str(record[source])
         else:
@@ -81,11 +84,8 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, str) and not value)
 
 
-def _vector(value: Any, line: int) -> str:
-    """A list (JSON/Parquet), a numpy row (.npy), or text: a JSON list or numbers split by spaces/commas.
-
-    Sent as base64 float32, which the server parses far faster than a list of JSON numbers.
-    """
+def _vector(value: Any, line: int) -> list[float]:
+    """A list (JSON/Parquet), a numpy row (.npy), or text: a JSON list or numbers split by spaces/commas."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -98,4 +98,6 @@ def _vector(value: Any, line: int) -> str:
         raise RowError(f"line {line}: the vector is not a list of numbers") from None
     if not numbers:
         raise RowError(f"line {line}: the vector is empty")
-    return base64.b64encode(struct.pack(f"<{len(numbers)}f", *numbers)).decode()
+    if not all(math.isfinite(x) for x in numbers):
+        raise RowError(f"line {line}: the vector contains NaN or infinity")
+    return numbers

@@ -1,0 +1,263 @@
+"""What the client sends and gets back, as dataclasses; parsing ignores fields a newer server adds."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from umbrella_client.vectors import Vector, decode_vector
+
+PointId = int | str
+"""An unsigned integer or a string; it comes back exactly as given."""
+
+Filter = Mapping[str, Any]
+"""{"must": [...], "should": [...], "must_not": [...]} of {"key", "match" | "any" | "range"} conditions."""
+
+T = TypeVar("T")
+
+
+def _known(cls: type[T], data: Mapping[str, Any], **parsed: Any) -> T:
+    """cls from the fields it declares (already parsed ones win); unknown fields are left out on purpose."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names}, **parsed)
+
+
+# ---- collections -----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class HnswParams:
+    m: int = 16
+    ef_construction: int = 200
+    ef: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    dim: int
+    metric: str
+    hnsw: HnswParams
+    payload_indexes: dict[str, str]
+    count: int
+    indexed_count: int
+    index_state: str
+    memory_bytes: int
+    seq: int
+    embedder: dict[str, Any] | None = None
+    store_source: bool = False
+    recommendation: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CollectionInfo:
+        return _known(cls, {k: v for k, v in data.items() if k != "hnsw"}, hnsw=_known(HnswParams, data["hnsw"]))
+
+
+def collection_list(data: Mapping[str, Any]) -> list[CollectionInfo]:
+    return [CollectionInfo.from_json(c) for c in data["collections"]]
+
+
+# ---- points ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class WriteResult:
+    """An acknowledged write: it is on disk; `seq` is its batch's sequence number."""
+
+    count: int
+    seq: int
+    status: str = "ok"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WriteResult:
+        return _known(cls, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    id: PointId
+    payload: dict[str, Any] | None = None
+    vector: Any = None  # numpy float32 array (or a list without numpy), with with_vector=True
+    source: dict[str, str] | None = None  # {"text": …}, {"sequence": …} or {"image": base64}, with with_source
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Point:
+        return _known(cls, {k: v for k, v in data.items() if k != "vector"}, vector=decode_vector(data.get("vector")))
+
+
+def point_list(data: Mapping[str, Any]) -> list[Point]:
+    return [Point.from_json(p) for p in data["points"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ScrollPage:
+    points: list[Point]
+    next_offset: int | None  # pass as `offset` for the next page; None at the end
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScrollPage:
+        return cls(points=point_list(data), next_offset=data.get("next_offset"))
+
+
+def count_of(data: Mapping[str, Any]) -> int:
+    return int(data["count"])
+
+
+# ---- search ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ScoredPoint:
+    id: PointId
+    score: float  # cosine similarity, dot product, or Euclidean distance (l2: lower is better)
+    payload: dict[str, Any] | None = None
+    vector: Any = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScoredPoint:
+        return _known(cls, {k: v for k, v in data.items() if k != "vector"}, vector=decode_vector(data.get("vector")))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """Hits best first; iterate it, or read `results`."""
+
+    results: list[ScoredPoint]
+    plan: str  # "hnsw" or "exact": which search ran
+    candidates: int  # points that passed the filter
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchResult:
+        hits = [ScoredPoint.from_json(h) for h in data["results"]]
+        return _known(cls, {k: v for k, v in data.items() if k != "results"}, results=hits)
+
+    @property
+    def ids(self) -> list[PointId]:
+        return [h.id for h in self.results]
+
+    def __iter__(self) -> Iterator[ScoredPoint]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+
+def search_results(data: Mapping[str, Any]) -> list[SearchResult]:
+    return [SearchResult.from_json(r) for r in data["results"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchQuery:
+    """One query of a batch search: exactly one of vector, id, text, sequence, image (bytes, file or path)."""
+
+    vector: Vector | None = None
+    id: PointId | None = None
+    text: str | None = None
+    sequence: str | None = None
+    image: Any = None
+    k: int = 10
+    ef: int | None = None
+    exact: bool = False
+    filter: Filter | None = None
+    score_threshold: float | None = None
+    with_payload: bool = True
+    with_vector: bool = False
+
+
+# ---- recommendation --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """An interaction; `time` is a datetime, ISO 8601 text or epoch seconds (now when None)."""
+
+    user: str | int
+    item: PointId
+    type: str  # view, click, cart, purchase, rating
+    value: float | None = None  # the rating (1–5) for type rating
+    time: datetime | float | str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"user": self.user, "item": self.item, "type": self.type}
+        if self.value is not None:
+            out["value"] = self.value
+        if self.time is not None:
+            out["time"] = self.time.isoformat() if isinstance(self.time, datetime) else self.time
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EventsReport:
+    received: int
+    accepted: int  # new events stored (on disk)
+    duplicates: int
+    rejected: int
+    reasons: dict[str, int]
+    samples: list[dict[str, Any]]  # up to 10 rejected events: index, reason, message
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EventsReport:
+        return _known(cls, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class UserProfile:
+    user: str
+    events: int
+    counts: dict[str, int]
+    first_activity: str | None
+    last_activity: str | None
+    items: int
+    has_taste: bool
+    top_categories: list[dict[str, Any]]
+    taste: Any = None  # the taste vector, with with_vector=True
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UserProfile:
+        return _known(cls, {k: v for k, v in data.items() if k != "taste"}, taste=decode_vector(data.get("taste")))
+
+
+@dataclasses.dataclass(frozen=True)
+class UserRecommendations:
+    user: str
+    path: str  # "ranker", "similarity" or "popular": how the list was made
+    results: list[ScoredPoint]
+    candidates: int
+    excluded: int  # items the user already interacted with, left out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UserRecommendations:
+        hits = [ScoredPoint.from_json(h) for h in data["results"]]
+        return _known(cls, {k: v for k, v in data.items() if k != "results"}, results=hits)
+
+    def __iter__(self) -> Iterator[ScoredPoint]:
+        return iter(self.results)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerReport:
+    """The trained ranker: events used, time split, chosen hyper-parameters, per-epoch losses, metrics."""
+
+    trained_at: str
+    seconds: float
+    events: dict[str, Any]
+    split: dict[str, Any]
+    features: list[str]
+    chosen: dict[str, Any]
+    metrics: dict[str, dict[str, float | None]]
+    evaluation: dict[str, int]
+    training: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RankerReport:
+        return _known(cls, data)
+
+
+# ---- health ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    status: str  # "ready" or "not_ready"
+    collections: dict[str, str]  # each collection's index state
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Readiness:
+        return cls(ready=data.get("status") == "ready", status=data["status"], collections=data.get("collections", {}))
+
+
+def status_of(data: Mapping[str, Any]) -> str:
+    return str(data["status"])

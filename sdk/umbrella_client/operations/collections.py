@@ -1,0 +1,52 @@
+"""Collection operations: create, list, inspect, drop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from umbrella_client import models
+from umbrella_client.calls import Request, given, operation
+
+
+@operation("PUT", "/collections/{name}", models.CollectionInfo.from_json)
+def create_collection(
+    name: str,
+    *,
+    dim: int | None = None,
+    embedder: Mapping[str, Any] | None = None,
+    metric: Literal["cosine", "ip", "l2"] = "cosine",
+    hnsw: Mapping[str, int] | None = None,
+    payload_indexes: Mapping[str, str] | None = None,
+    store_source: bool | None = None,
+    recommendation: Mapping[str, Any] | None = None,
+) -> Request:
+    """Create a collection of `dim`-dimensional vectors, or one with a server-side `embedder` ({"kind": …})."""
+    body = given(
+        dim=dim,
+        embedder=embedder,
+        metric=metric,
+        hnsw=hnsw,
+        payload_indexes=payload_indexes,
+        store_source=store_source,
+        recommendation=recommendation,
+    )
+    return Request(path={"name": name}, json=body)
+
+
+@operation("GET", "/collections", models.collection_list)
+def list_collections() -> Request:
+    """Every collection with its stats."""
+    return Request()
+
+
+@operation("GET", "/collections/{name}", models.CollectionInfo.from_json)
+def get_collection(name: str) -> Request:
+    """One collection's settings and stats (count, indexed count, index state, memory)."""
+    return Request(path={"name": name})
+
+
+@operation("DELETE", "/collections/{name}", lambda _: None)
+def drop_collection(name: str) -> Request:
+    """Drop a collection and delete its files."""
+    return Request(path={"name": name})

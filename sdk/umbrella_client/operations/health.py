@@ -1,0 +1,18 @@
+"""Health operations: liveness and readiness."""
+
+from __future__ import annotations
+
+from umbrella_client import models
+from umbrella_client.calls import Request, operation
+
+
+@operation("GET", "/healthz", models.status_of)
+def healthz() -> Request:
+    """The server is up: returns "ok"."""
+    return Request()
+
+
+@operation("GET", "/readyz", models.Readiness.from_json, answers=(503,))
+def readyz() -> Request:
+    """Whether every collection's graph is loaded (`ready`), and each collection's state."""
+    return Request()

@@ -1,0 +1,106 @@
+"""Search operations: one query, a batch of queries, a photo uploaded as a file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from umbrella_client import models
+from umbrella_client.calls import Request, given, operation
+from umbrella_client.images import Image, image_base64, image_bytes
+from umbrella_client.models import Filter, PointId, SearchQuery
+from umbrella_client.vectors import Vector, encode_vector, is_array
+
+
+def query_json(query: SearchQuery) -> dict[str, Any]:
+    body = given(
+        id=query.id,
+        text=query.text,
+        sequence=query.sequence,
+        image=image_base64(query.image) if query.image is not None else None,
+        vector=encode_vector(query.vector) if query.vector is not None else None,
+        ef=query.ef,
+        filter=query.filter,
+        score_threshold=query.score_threshold,
+    )
+    body.update(k=query.k, exact=query.exact, with_payload=query.with_payload, with_vector=query.with_vector)
+    return body
+
+
+@operation("POST", "/collections/{name}/search", models.SearchResult.from_json)
+def search(
+    collection: str,
+    vector: Vector | None = None,
+    *,
+    id: PointId | None = None,
+    text: str | None = None,
+    sequence: str | None = None,
+    image: Image | None = None,
+    k: int = 10,
+    ef: int | None = None,
+    exact: bool = False,
+    filter: Filter | None = None,
+    score_threshold: float | None = None,
+    with_payload: bool = True,
+    with_vector: bool = False,
+) -> Request:
+    """The k nearest points to a vector, a stored point (`id`), a text, a sequence or an image."""
+    query = SearchQuery(
+        vector=vector,
+        id=id,
+        text=text,
+        sequence=sequence,
+        image=image,
+        k=k,
+        ef=ef,
+        exact=exact,
+        filter=filter,
+        score_threshold=score_threshold,
+        with_payload=with_payload,
+        with_vector=with_vector,
+    )
+    return Request(path={"name": collection}, json=query_json(query))
+
+
+@operation("POST", "/collections/{name}/search/batch", models.search_results)
+def search_batch(
+    collection: str,
+    queries: Iterable[SearchQuery | Mapping[str, Any]] | None = None,
+    *,
+    vectors: Any = None,
+    **defaults: Any,
+) -> Request:
+    """Many queries in one call, answered in order: SearchQuery objects or dicts of their fields, or the rows of
+    `vectors`; keyword arguments (k=…, filter=…) fill in what dicts and rows leave out."""
+    if (queries is None) == (vectors is None):
+        raise ValueError("pass exactly one of queries or vectors")
+    if vectors is not None:
+        rows = list(vectors) if is_array(vectors) else vectors
+        built = [SearchQuery(**{**defaults, "vector": row}) for row in rows]
+    else:
+        assert queries is not None
+        built = [q if isinstance(q, SearchQuery) else SearchQuery(**{**defaults, **q}) for q in queries]
+    return Request(path={"name": collection}, json={"searches": [query_json(q) for q in built]})
+
+
+@operation("POST", "/collections/{name}/search/image", models.SearchResult.from_json)
+def search_image(
+    collection: str,
+    image: Image,
+    *,
+    k: int = 10,
+    filter: Filter | None = None,
+    score_threshold: float | None = None,
+    with_payload: bool = True,
+    filename: str = "image",
+    content_type: str = "application/octet-stream",
+) -> Request:
+    """Search by a photo uploaded as a file (multipart), for image and CLIP collections."""
+    form = {"k": str(k), "with_payload": "true" if with_payload else "false"}
+    if filter is not None:
+        form["filter"] = json.dumps(filter)
+    if score_threshold is not None:
+        form["score_threshold"] = repr(float(score_threshold))
+    files = {"file": (filename, image_bytes(image), content_type)}
+    return Request(path={"name": collection}, files=files, data=form)
