@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import re
@@ -63,11 +62,11 @@ class Columns:
             raise RowError(f"line {row.line}: the id must be an unsigned integer or a string, got {value!r}")
         return value
 
-    def _image(self, value: Any, line: int) -> str:
+    def _image(self, value: Any, line: int) -> bytes:
         path = Path(str(value))
         path = path if path.is_absolute() else self.base_dir / path
         try:
-            return base64.b64encode(path.read_bytes()).decode()
+            return path.read_bytes()
         except OSError as err:
             raise RowError(f"line {line}: cannot read image {path}: {err.strerror}") from None
 

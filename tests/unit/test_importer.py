@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,7 @@ def test_images_are_read_relative_to_the_file(tmp_path: Path) -> None:
     path = _jsonl(tmp_path, [{"id": 1, "image": "img/a.png"}, {"id": 2, "image": "img/missing.png"}])
     server = Recorder()
     report = import_file(path, "jsonl", Columns(base_dir=tmp_path), server, collection="c", progress=False)
-    assert base64.b64decode(server.points[1]["image"]) == b"\x89PNG fake"
+    assert server.points[1]["image"] == b"\x89PNG fake"
     assert report.rejected[0][0] == 2 and "cannot read image" in report.rejected[0][1]
 
 
