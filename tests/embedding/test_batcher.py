@@ -1,4 +1,5 @@
-"""MicroBatcher: concurrent callers share model calls, get their own rows, and a flood is refused with 429."""
+"""MicroBatcher: concurrent callers share model calls, get their own rows, and a flood is refused with 429;
+one worker per model, whatever the modality."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def _all_at_once(batcher: MicroBatcher, requests: list[list[int]]) -> list[Any]:
     def one(items: list[int]) -> Any:
         barrier.wait(TIMEOUT)
         try:
-            return batcher.submit(items)
+            return batcher.submit("n", items)
         except Exception as err:
             return err
 
@@ -63,7 +64,7 @@ def _all_at_once(batcher: MicroBatcher, requests: list[list[int]]) -> list[Any]:
 
 
 def test_sixty_four_callers_share_a_few_calls_and_each_gets_its_own_row(model: FakeModel) -> None:
-    batcher = MicroBatcher(model, max_batch=64, max_wait_s=0.05)
+    batcher = MicroBatcher({"n": model}, max_batch=64, max_wait_s=0.05)
     try:
         results = _all_at_once(batcher, [[i] for i in range(64)])
     finally:
@@ -75,11 +76,11 @@ def test_sixty_four_callers_share_a_few_calls_and_each_gets_its_own_row(model: F
 
 
 def test_batches_never_exceed_max_batch_and_multi_item_requests_keep_their_order(model: FakeModel) -> None:
-    batcher = MicroBatcher(model, max_batch=8, max_wait_s=0.05)
+    batcher = MicroBatcher({"n": model}, max_batch=8, max_wait_s=0.05)
     requests = [list(range(10 * i, 10 * i + 1 + i % 4)) for i in range(40)]  # 1 to 4 items each
     try:
         results = _all_at_once(batcher, requests)
-        big = batcher.submit(list(range(20)))  # larger than max_batch: runs alone, whole
+        big = batcher.submit("n", list(range(20)))  # larger than max_batch: runs alone, whole
     finally:
         batcher.close()
     for items, rows in zip(requests, results, strict=True):
@@ -89,7 +90,7 @@ def test_batches_never_exceed_max_batch_and_multi_item_requests_keep_their_order
 
 
 def test_a_bad_item_fails_only_its_own_caller(model: FakeModel) -> None:
-    batcher = MicroBatcher(model, max_batch=64, max_wait_s=0.05)
+    batcher = MicroBatcher({"n": model}, max_batch=64, max_wait_s=0.05)
     requests = [[-1] if i == 7 else [i, i + 100] for i in range(16)]
     try:
         results = _all_at_once(batcher, requests)
@@ -104,19 +105,19 @@ def test_a_bad_item_fails_only_its_own_caller(model: FakeModel) -> None:
 def test_a_full_queue_refuses_at_once_with_retry_after() -> None:
     gate = threading.Event()
     model = FakeModel(gate)
-    batcher = MicroBatcher(model, max_batch=4, max_wait_s=0, max_queue=6)
+    batcher = MicroBatcher({"n": model}, max_batch=4, max_wait_s=0, max_queue=6)
     pool = ThreadPoolExecutor(4)
     try:
-        running = pool.submit(batcher.submit, [1, 2, 3, 4])
+        running = pool.submit(batcher.submit, "n", [1, 2, 3, 4])
         assert model.entered.wait(TIMEOUT)  # the worker is busy: what follows waits in the queue
-        queued = [pool.submit(batcher.submit, [i, i]) for i in (5, 6, 7)]
+        queued = [pool.submit(batcher.submit, "n", [i, i]) for i in (5, 6, 7)]
         deadline = time.monotonic() + TIMEOUT
         while batcher._queued < 6:  # the three submits above are in (polling, not a fixed sleep)
             assert time.monotonic() < deadline
             time.sleep(0.001)
         start = time.perf_counter()
         with pytest.raises(Overloaded) as caught:
-            batcher.submit([8])
+            batcher.submit("n", [8])
         assert time.perf_counter() - start < 1.0
         assert caught.value.retry_after >= 1 and caught.value.details["retry_after"] == caught.value.retry_after
         response = umbrella_error_response(caught.value)
@@ -132,12 +133,102 @@ def test_a_full_queue_refuses_at_once_with_retry_after() -> None:
 
 
 def test_close_stops_the_worker_and_later_submits_are_refused(model: FakeModel) -> None:
-    batcher = MicroBatcher(model)
-    np.testing.assert_array_equal(batcher.submit([3]), [[3, 9]])
+    batcher = MicroBatcher({"n": model})
+    np.testing.assert_array_equal(batcher.submit("n", [3]), [[3, 9]])
     batcher.close(timeout=TIMEOUT)
     assert not batcher.alive
     with pytest.raises(NotReady):
-        batcher.submit([1])
+        batcher.submit("n", [1])
+
+
+class _TwoModalityModel:
+    """A CLIP stand-in: text "t7" → [7, 1], image b"7" → [7, 2]; records its calls and how many overlap."""
+
+    kind, dim, modalities = "clip", 2, ("text", "image")
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.threads: set[int] = set()
+        self.running = self.most_running = 0
+        self.lock = threading.Lock()
+        self.gate, self.entered = gate, threading.Event()
+
+    def _rows(self, modality: str, numbers: list[int], column: float) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+            self.calls.append((modality, len(numbers)))
+            self.threads.add(threading.get_ident())
+        self.entered.set()
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(TIMEOUT)
+            return np.array([[n, column] for n in numbers], dtype=np.float32)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return self._rows("text", [int(t[1:]) for t in texts], 1.0)
+
+    def embed_images(self, images: list[bytes]) -> np.ndarray:
+        return self._rows("image", [int(b) for b in images], 2.0)
+
+
+def _batched(inner: _TwoModalityModel, **limits: Any) -> factory.BatchedEmbedder:
+    return factory.BatchedEmbedder(inner, **{"max_batch": 64, "max_wait_s": 0.05, "max_queue": 1024, **limits})
+
+
+def test_a_two_modality_model_has_one_worker_and_never_runs_two_calls_at_once() -> None:
+    inner = _TwoModalityModel()
+    embedder = _batched(inner, max_batch=8)
+    barrier = threading.Barrier(48)
+
+    def one(i: int) -> np.ndarray:
+        barrier.wait(TIMEOUT)
+        return embedder.embed_texts([f"t{i}"]) if i % 2 else embedder.embed_images([str(i).encode()])
+
+    try:
+        with ThreadPoolExecutor(48) as pool:
+            results = list(pool.map(one, range(48), timeout=TIMEOUT))
+    finally:
+        embedder.close()
+    for i, rows in enumerate(results):
+        np.testing.assert_array_equal(rows, [[i, 1.0 if i % 2 else 2.0]])
+    assert inner.most_running == 1 and len(inner.threads) == 1, (inner.most_running, inner.threads)
+    assert {modality for modality, _ in inner.calls} == {"text", "image"}
+
+
+def test_a_mixed_batch_makes_one_call_per_modality_and_keeps_each_callers_rows() -> None:
+    gate = threading.Event()
+    inner = _TwoModalityModel(gate)
+    embedder = _batched(inner, max_wait_s=0)
+    pool = ThreadPoolExecutor(6)
+    try:
+        running = pool.submit(embedder.embed_texts, ["t0"])
+        assert inner.entered.wait(TIMEOUT)  # the worker is busy: the next five wait and leave as one batch
+        queued = [
+            pool.submit(embedder.embed_texts, ["t1", "t2"]),
+            pool.submit(embedder.embed_images, [b"3"]),
+            pool.submit(embedder.embed_texts, ["t4"]),
+            pool.submit(embedder.embed_images, [b"5", b"6"]),
+        ]
+        deadline = time.monotonic() + TIMEOUT
+        while embedder.batcher._queued < 6:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        gate.set()
+        np.testing.assert_array_equal(running.result(TIMEOUT), [[0, 1]])
+        expected = [[[1, 1], [2, 1]], [[3, 2]], [[4, 1]], [[5, 2], [6, 2]]]
+        for future, rows in zip(queued, expected, strict=True):
+            np.testing.assert_array_equal(future.result(TIMEOUT), rows)
+    finally:
+        gate.set()
+        embedder.close()
+        pool.shutdown()
+    assert inner.calls == [("text", 1), ("text", 3), ("image", 3)], inner.calls
+    with pytest.raises(NotReady):
+        embedder.embed_images([b"7"])
 
 
 class _BlockingTextEmbedder:
@@ -167,7 +258,7 @@ def test_the_api_answers_429_with_retry_after_when_the_embed_queue_is_full(
     blocked: tuple[TestClient, _BlockingTextEmbedder],
 ) -> None:
     client, fake = blocked
-    batcher = client.app.state.registry.get("c").embedder.batcher("text")  # type: ignore[attr-defined]
+    batcher = client.app.state.registry.get("c").embedder.batcher  # type: ignore[attr-defined]
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/collections/c/search", json={"text": "running", "k": 1})
         assert fake.entered.wait(TIMEOUT)
