@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-docker lint bench clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,9 @@ lint: $(STAMP)
 
 test: lint  ## the whole suite: lint, layer rules, unit, API and end-to-end tests
 	$(BIN)/pytest -q
+
+test-docker: $(STAMP)  ## build the image, docker compose up, talk to it, restart, tear down (~6 min cold)
+	UMBRELLA_DOCKER_TEST=1 $(BIN)/pytest -q -s tests/docker
 
 bench: $(STAMP)  ## the GloVe benchmark; writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.glove
