@@ -1,9 +1,9 @@
 """MicroBatcher: coalesces concurrent embed calls from many threads into few model calls on one thread.
 
-all-MiniLM-L6-v2 on 2 CPU cores embeds about 70 sentences/s one at a time and about 350/s in batches
-(DESIGN.md §9), so 64 clients each sending one text should cost one batch, not 64 calls. One worker
-thread owns the model, whatever the modality (CLIP embeds texts and images): torch is never run by
-two threads at once, which would only fight over cores.
+all-MiniLM-L6-v2 on the 2-core benchmark machine embeds about 35 sentences/s one at a time and about
+200/s in batches of 16 to 64 (benchmarks/RESULTS.md), so 64 clients each sending one text should cost
+one batch, not 64 calls. One worker thread owns the model, whatever the modality (CLIP embeds texts
+and images): torch is never run by two threads at once, which would only fight over cores.
 """
 
 from __future__ import annotations
@@ -36,14 +36,17 @@ class _Request:
 class MicroBatcher:
     """Runs `fns[modality](items) -> rows` in one worker thread, on batches gathered from concurrent `submit` calls.
 
-    The worker takes whole requests, oldest first, up to `max_batch` items; it starts a batch once
-    `max_batch` items wait, or once `max_wait_s` has passed with no new request since the later of the
-    last arrival and the end of the previous batch; it makes one call per modality in the batch.
-    Why not `max_wait_s` after the oldest request: when many clients wait on a batch, its answers go out
-    and the next requests come back one by one over tens of milliseconds of event-loop work. A batch
-    started after the first few runs small (per item, a batch of 6 costs about 4× one of 40 here) while
-    the rest arrive and compete with the model for the cores, and the split repeats batch after batch.
-    A lone caller still waits `max_wait_s`.
+    The worker takes whole requests, oldest first, up to `max_batch` items, and makes one call per
+    modality in the batch. It starts a batch once `max_batch` items wait, or once `max_wait_s` has
+    passed with no new request since the later of the last arrival and the end of the last batch (so
+    a lone caller waits `max_wait_s`; under a stream of arrivals closer than that, the oldest waits at
+    most about `max_batch × max_wait_s`, and at such rates the model is busy anyway).
+    Why not `max_wait_s` after the oldest request, as before: when many callers wait on a batch, its
+    answers go out and their next requests come back one by one over tens of milliseconds of
+    event-loop work. Counted from the oldest, the next batch leaves with the first few, the rest
+    arrive while it runs, and the split repeats for good (19 + 21 with 64 clients, 40 in flight):
+    twice the model calls, each small one running beside that event-loop work at about 1.4× the
+    cost per item. Counted from the newest, the 40 stay one batch.
     A request larger than `max_batch` runs alone (the model splits it into its own mini-batches).
     At most `max_queue` items wait, all modalities together; beyond that `submit` raises Overloaded
     at once, so a flood is refused with 429 instead of growing an unbounded backlog.
@@ -141,7 +144,8 @@ class MicroBatcher:
                 groups.setdefault(request.modality, []).append(request)
             for modality, group in groups.items():
                 self._run_group(self.fns[modality], group)
-            self._seconds_per_item = (time.perf_counter() - start) / max(1, sum(len(r.items) for r in batch))
+            size = sum(len(r.items) for r in batch)
+            self._seconds_per_item = (time.perf_counter() - start) / max(1, size)
             self._last_done = time.monotonic()
             for request in batch:
                 request.done.set()

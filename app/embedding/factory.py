@@ -1,9 +1,10 @@
 """EmbedderPool: builds embedders from their specs, once per server, shared by every collection.
 
-Model embedders (text, CLIP) are wrapped so that every call goes through one MicroBatcher per
-model, whatever the modality: concurrent requests share model calls, and one thread runs each model. The model-free
-embedders (k-mer, image features) are not: they are cheap per item, gain nothing from batching
-other callers' items, and run in parallel in the callers' threads (numpy and PIL release the GIL).
+Model embedders (text, CLIP) are wrapped so that every call, whatever its modality, goes through one
+MicroBatcher per model: concurrent requests share model calls, and one thread runs each model (CLIP's
+texts and images included). The model-free embedders (k-mer, image features) are not: they are cheap
+per item, gain nothing from batching other callers' items, and run in parallel in the callers' threads
+(numpy and PIL release the GIL).
 """
 
 from __future__ import annotations

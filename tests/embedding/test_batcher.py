@@ -63,16 +63,55 @@ def _all_at_once(batcher: MicroBatcher, requests: list[list[int]]) -> list[Any]:
         return list(pool.map(one, requests, timeout=TIMEOUT))
 
 
-def test_sixty_four_callers_share_a_few_calls_and_each_gets_its_own_row(model: FakeModel) -> None:
+def _wait_until_queued(batcher: MicroBatcher, items: int) -> None:
+    """Poll (not a fixed sleep) until `items` items wait in the batcher's queue."""
+    deadline = time.monotonic() + TIMEOUT
+    while batcher._queued < items:
+        assert time.monotonic() < deadline, f"{batcher._queued} of {items} items queued"
+        time.sleep(0.001)
+
+
+def test_sixty_four_callers_waiting_on_the_model_share_its_next_call_and_each_gets_its_own_row() -> None:
+    model = FakeModel(gate := threading.Event())
     batcher = MicroBatcher({"n": model}, max_batch=64, max_wait_s=0.05)
+    pool = ThreadPoolExecutor(65)
     try:
-        results = _all_at_once(batcher, [[i] for i in range(64)])
+        first = pool.submit(batcher.submit, "n", [1000])
+        assert model.entered.wait(TIMEOUT)  # the model is busy: the 64 below queue behind it
+        futures = [pool.submit(batcher.submit, "n", [i]) for i in range(64)]
+        _wait_until_queued(batcher, 64)
+        gate.set()
+        np.testing.assert_array_equal(first.result(TIMEOUT), [[1000, 1000**2]])
+        for i, future in enumerate(futures):
+            np.testing.assert_array_equal(future.result(TIMEOUT), [[i, i * i]])
     finally:
+        gate.set()
         batcher.close()
-    assert len(model.sizes) <= 8 and sum(model.sizes) == 64, model.sizes
-    for i, rows in enumerate(results):
-        np.testing.assert_array_equal(rows, [[i, i * i]])
+        pool.shutdown()
+    assert model.sizes == [1, 64], model.sizes
     assert len(model.threads) == 1  # one worker thread runs the model
+
+
+def test_requests_that_waited_through_a_batch_do_not_leave_before_its_callers_can_come_back() -> None:
+    """Three requests queue while one runs; the next batch still takes the first caller's next request."""
+    model = FakeModel(gate := threading.Event())
+    batcher = MicroBatcher({"n": model}, max_batch=4, max_wait_s=TIMEOUT)
+    pool = ThreadPoolExecutor(4)
+    try:
+        first = pool.submit(batcher.submit, "n", [100, 200, 300, 400])  # a full batch: it need not wait
+        assert model.entered.wait(TIMEOUT)
+        queued = [pool.submit(batcher.submit, "n", [i]) for i in range(3)]
+        _wait_until_queued(batcher, 3)
+        gate.set()
+        first.result(TIMEOUT)
+        np.testing.assert_array_equal(batcher.submit("n", [101]), [[101, 101**2]])
+        for i, future in enumerate(queued):
+            np.testing.assert_array_equal(future.result(TIMEOUT), [[i, i * i]])
+    finally:
+        gate.set()
+        batcher.close()
+        pool.shutdown()
+    assert model.sizes == [4, 4], model.sizes
 
 
 def test_batches_never_exceed_max_batch_and_multi_item_requests_keep_their_order(model: FakeModel) -> None:
@@ -111,10 +150,7 @@ def test_a_full_queue_refuses_at_once_with_retry_after() -> None:
         running = pool.submit(batcher.submit, "n", [1, 2, 3, 4])
         assert model.entered.wait(TIMEOUT)  # the worker is busy: what follows waits in the queue
         queued = [pool.submit(batcher.submit, "n", [i, i]) for i in (5, 6, 7)]
-        deadline = time.monotonic() + TIMEOUT
-        while batcher._queued < 6:  # the three submits above are in (polling, not a fixed sleep)
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
+        _wait_until_queued(batcher, 6)  # the three submits above are in
         start = time.perf_counter()
         with pytest.raises(Overloaded) as caught:
             batcher.submit("n", [8])
@@ -213,10 +249,7 @@ def test_a_mixed_batch_makes_one_call_per_modality_and_keeps_each_callers_rows()
             pool.submit(embedder.embed_texts, ["t4"]),
             pool.submit(embedder.embed_images, [b"5", b"6"]),
         ]
-        deadline = time.monotonic() + TIMEOUT
-        while embedder.batcher._queued < 6:
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
+        _wait_until_queued(embedder.batcher, 6)
         gate.set()
         np.testing.assert_array_equal(running.result(TIMEOUT), [[0, 1]])
         expected = [[[1, 1], [2, 1]], [[3, 2]], [[4, 1]], [[5, 2], [6, 2]]]
@@ -263,10 +296,7 @@ def test_the_api_answers_429_with_retry_after_when_the_embed_queue_is_full(
         first = pool.submit(client.post, "/collections/c/search", json={"text": "running", "k": 1})
         assert fake.entered.wait(TIMEOUT)
         second = pool.submit(client.post, "/collections/c/search", json={"text": "queued", "k": 1})
-        deadline = time.monotonic() + TIMEOUT
-        while batcher._queued < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
+        _wait_until_queued(batcher, 1)
         refused = client.post("/collections/c/search", json={"text": "refused", "k": 1})
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "overloaded"
