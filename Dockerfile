@@ -93,9 +93,14 @@ todo and [__import__('sentence_transformers').SentenceTransformer(n, device='cpu
     "$MODELS" \
  && rm -rf /tmp/hf
 
-# the application, then a check that every model loads offline the way the server looks it up
+# the application and the SDK (`umbrella import|export|collections|bench` talk to a server through
+# it; it adds httpx), then a check that every model loads offline the way the server looks it up
 COPY app /src/app
+COPY sdk /src/sdk
 RUN pip install --no-deps --no-build-isolation /src \
+ && pip install --no-build-isolation /src/sdk \
+ && pip check \
+ && umbrella import --help >/dev/null \
  && rm -rf /src /tmp/wheels \
  && HF_HUB_OFFLINE=1 HF_HOME=/tmp/hf python -c "import sys; from pathlib import Path; \
 from app.embedding.sentence import SentenceEmbedder; \

@@ -3,10 +3,11 @@
 It builds the image, starts it with `--wait` (the compose healthcheck on /healthz), and talks to it
 through the port published on 127.0.0.1, with an API key: a vector collection (upsert, search, a
 filter), a text collection searched by words (the bundled all-MiniLM-L6-v2 loads inside the
-container, offline), then `down` without -v and `up` again: a new container finds both collections
-in the named volume. Also checked: the port is bound to 127.0.0.1 only, requests without the key get
-401, the server runs as uid 10001 with HF_HUB_OFFLINE=1, torch is a CPU build with no nvidia/triton
-packages, and a plain `docker run` of the image turns healthy by the Dockerfile's own HEALTHCHECK.
+container, offline), `umbrella collections` run from the image (its CLI and SDK), then `down`
+without -v and `up` again: a new container finds both collections in the named volume. Also
+checked: the port is bound to 127.0.0.1 only, requests without the key get 401, the server runs
+as uid 10001 with HF_HUB_OFFLINE=1, torch is a CPU build with no nvidia/triton packages, and a
+plain `docker run` of the image turns healthy by the Dockerfile's own HEALTHCHECK.
 `down -v` and the engine's teardown run in any case.
 
 The engine: on machines with ../shared/tools/container-engine.sh (podman behind the Docker API, no
@@ -284,6 +285,15 @@ def test_compose_up_serves_persists_and_tears_down(compose: Compose) -> None:
         assert top_hit(client, "docs", text="a purse") == "bag"
         assert top_hit(client, "docs", text="sneakers for jogging") == "shoe"
         log(f"text searches in {time.monotonic() - t0:.2f}s")
+
+    # the command line inside the image (it talks through the SDK), in the server container's network
+    listed = run(
+        ["docker", "run", "--rm", "--network", f"container:{cid}", "-e", f"UMBRELLA_API_KEY={key}",
+         "--entrypoint", "umbrella", image, "collections", "--url", "http://127.0.0.1:8000"],
+        compose.env, timeout=120,
+    ).stdout  # fmt: skip
+    counts = {line.split()[0]: line.split()[1] for line in listed.splitlines()[1:]}
+    assert counts == {"vecs": "3", "docs": "3"}, listed
 
     # a new container on the same named volume: `down` keeps volumes, `up` starts from the existing image
     compose("down", timeout=120)
