@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import collections, health, points, recommend, search
+from app.api import collections, health, metrics, points, recommend, search
 from app.api.errors import install_error_handlers
 from app.api.guard import Guard
 from app.api.search import SearchLane
+from app.api.telemetry import HttpMetrics, Telemetry
 from app.core.config import Settings
 from app.services.registry import CollectionRegistry
 
@@ -38,11 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
     app.add_middleware(SearchLane)  # inner: runs after the guard below
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
+    routers = [module.router for module in (health, collections, points, search, recommend, metrics)]
+    routes = [route for router in routers for route in router.routes]
+    app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s
     install_error_handlers(app)
-    for module in (health, collections, points, search, recommend):
-        app.include_router(module.router)
+    for router in routers:
+        app.include_router(router)
     return app
 
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CollectionDep, RegistryDep
-from app.core.errors import CollectionNotFound
-from app.schemas.collections import CollectionCreate, CollectionInfo, CollectionList, RecommendationSettings
+from app.core.errors import CollectionNotFound, DimensionMismatch
+from app.schemas.collections import (
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    RecommendationSettings,
+    TuneReport,
+    TuneRequest,
+)
 from app.services.models import CollectionConfig
+from app.services.tune import tune
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
@@ -62,3 +72,31 @@ async def drop_collection(name: str, registry: RegistryDep) -> dict[str, str]:
     """Drop a collection and delete its files."""
     await run_in_threadpool(registry.drop, name)
     return {"status": "ok"}
+
+
+@router.post("/{name}/tune", response_model=TuneReport)
+async def tune_collection(body: TuneRequest, collection: CollectionDep) -> TuneReport:
+    """The smallest search ef whose recall@k reaches the target, on recent searches, stored points or the
+    vectors sent; `apply` makes it the default. 503 while the graph is being built; 400 when the collection
+    holds k points or fewer, or a vector is bad."""
+    report = await run_in_threadpool(
+        tune,
+        collection,
+        target_recall=body.target_recall,
+        k=body.k,
+        queries=body.queries,
+        seed=body.seed,
+        apply=body.apply,
+        source=body.source,
+        vectors=None if body.vectors is None else _matrix(body.vectors, collection.config.dim),
+    )
+    return TuneReport.model_validate(dataclasses.asdict(report))
+
+
+def _matrix(rows: list[list[float]], dim: int) -> np.ndarray:
+    lengths = {len(row) for row in rows}
+    if lengths != {dim}:
+        raise DimensionMismatch(
+            f"collection holds {dim}-dimensional vectors, got lengths {sorted(lengths)[:5]}", expected=dim
+        )
+    return np.asarray(rows, dtype=np.float32)

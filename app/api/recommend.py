@@ -76,7 +76,7 @@ async def recommend_for_user(
     user: str,
     collection: CollectionDep,
     k: Annotated[int, QueryParam(ge=1, le=1000)] = 10,
-    filter: Annotated[str | None, QueryParam(description="A filter as JSON, e.g. {\"must\": [...]}")] = None,
+    filter: Annotated[str | None, QueryParam(description='A filter as JSON, e.g. {"must": [...]}')] = None,
     exclude_seen: bool = True,
     with_payload: bool = True,
 ) -> Response:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.codec import decode_image, decode_vector, json_response, result_json
 from app.api.deps import CollectionDep, SettingsDep, check_batch
 from app.api.errors import umbrella_error_response, validation_error_response
+from app.api.telemetry import ROUTE_KEY
 from app.core.config import Settings
 from app.core.errors import UmbrellaError
 from app.schemas.common import Filter
@@ -133,6 +134,7 @@ class SearchLane:
         if match is None:
             await self.app(scope, receive, send)
             return
+        scope[ROUTE_KEY] = router.prefix + ("/batch" if match[2] else "")  # routing never runs: name it for /metrics
         chunks, more = [], True
         while more:
             message = await receive()

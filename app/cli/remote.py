@@ -71,8 +71,12 @@ def _culprit(details: dict[str, Any], group: list[dict[str, Any]]) -> Any:
 @click.option("--vector", "vector_column", default="vector", show_default=True, help="Column of vectors.")
 @click.option("--payload", default=None, help="Comma-separated payload columns (default: every other column).")
 @click.option("--create", "create_dim", type=int, default=None, help="Create the collection with this dimension.")
-@click.option("--create-embedder", type=click.Choice(["text", "clip", "image", "kmer"]), default=None,
-              help="Create the collection with this embedder (its default model).")
+@click.option(
+    "--create-embedder",
+    type=click.Choice(["text", "clip", "image", "kmer"]),
+    default=None,
+    help="Create the collection with this embedder (its default model).",
+)
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--restart", is_flag=True, help="Ignore the progress of an earlier interrupted run.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

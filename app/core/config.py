@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     index_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Threads hnswlib uses to insert."
     )
+    recall_sample_every: int = Field(
+        100,
+        ge=0,
+        description="Re-run one graph search in n (at random) exactly in the background: live recall@k (0: off).",
+    )
     embed_max_batch: int = Field(
         64, ge=1, description="Most texts (or images) the micro-batcher gives the model in one call."
     )

@@ -126,7 +126,46 @@ class CollectionInfo(Strict):
     )
     memory_bytes: int = Field(description="Approximate memory held by vectors, graph and payloads.")
     seq: int = Field(description="Sequence number of the last applied write batch.")
+    recall_estimate: float | None = Field(
+        description="Live recall@k of graph searches: a sample re-run exactly in the background "
+        "(UMBRELLA_RECALL_SAMPLE_EVERY); null before the first sample."
+    )
+    recall_samples: int = Field(description="Sampled searches behind recall_estimate (the most recent 1,000).")
 
 
 class CollectionList(Strict):
     collections: list[CollectionInfo]
+
+
+class TuneRequest(Strict):
+    target_recall: float = Field(0.95, gt=0, le=1, description="Recall@k to reach.")
+    k: int = Field(10, ge=1, le=1000, description="Results per search the recall is measured at.")
+    queries: int = Field(200, ge=1, le=5000, description="How many recent searches or stored points to sample.")
+    source: Literal["auto", "searches", "points"] = Field(
+        "auto",
+        description="Queries to tune on: the collection's recent unfiltered searches (what users ask), or stored "
+        "points, each leaving itself out (they flatter the graph: they are in it). auto: searches once 50 are kept.",
+    )
+    vectors: list[list[float]] | None = Field(
+        None, min_length=1, max_length=5000, description="Your own queries (e.g. a held-out log); overrides source."
+    )
+    seed: int = Field(0, description="Which queries are sampled.")
+    apply: bool = Field(False, description="Make the chosen ef the collection's default (kept across restarts).")
+
+
+class TuneTrial(Strict):
+    ef: int
+    recall: float = Field(description="Mean recall@k of the graph against exact search at this ef.")
+    ms_per_query: float = Field(description="Graph time per query, the queries run as one batch.")
+
+
+class TuneReport(Strict):
+    target_recall: float
+    k: int
+    queries: int = Field(description="Queries actually used (fewer when the collection is small).")
+    query_source: Literal["given", "searches", "points"] = Field(description="Where the queries came from.")
+    previous_ef: int = Field(description="The default ef before this call.")
+    chosen_ef: int = Field(description="The smallest ef tried that reached the target, else the widest tried.")
+    reached: bool
+    applied: bool = Field(description="Whether chosen_ef is now the collection's default.")
+    trials: list[TuneTrial] = Field(description="Each ef tried, in order; it stops at the first that reaches.")

@@ -29,6 +29,7 @@ from app.index.payload import PayloadIndex
 from app.services import graph
 from app.services.feedback import Feedback
 from app.services.models import CollectionConfig, Page, Point, PointId, Query, SearchResult, Source
+from app.services.recall import RecallMonitor
 from app.services.rwlock import RWLock
 from app.services.searcher import run_queries
 from app.storage.sqlite_store import PointStore
@@ -83,6 +84,7 @@ class Collection:
         self.graph_thread: threading.Thread | None = None
         self.closed = False
         self.feedback = Feedback(self)  # events, user profiles, ranker
+        self.recall = RecallMonitor(self, settings.recall_sample_every)
 
     # ---- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -137,8 +139,21 @@ class Collection:
             with self.rw.write():
                 self.closed = True
             self.store.close()
+        self.recall.close()
 
     # ---- writes -----------------------------------------------------------------------------
+    def set_default_ef(self, ef: int) -> None:
+        """The beam width searches use when they name none; kept in the stored config."""
+        with self._write_mutex:
+            self._check_open()
+            config = replace(self.config, ef=ef)
+            self.store.set_meta("config", config.to_json())
+            with self.rw.write():
+                self.config = config
+                if self.hnsw is not None:
+                    self.hnsw.ef = ef
+        self.recall.reset()  # its samples describe the old ef
+
     def upsert(
         self,
         ids: list[PointId],
@@ -363,6 +378,7 @@ class Collection:
             raise CollectionNotFound(f"collection '{self.name}' was dropped", name=self.name)
 
     def info(self) -> dict[str, Any]:
+        recall, samples = self.recall.estimate()
         with self.rw.read():
             return {
                 **self.config.to_json(),
@@ -373,4 +389,6 @@ class Collection:
                 + (self.hnsw.nbytes if self.hnsw else 0)
                 + sum(len(p) for p in self.payloads if p),
                 "seq": self.applied_seq,
+                "recall_estimate": recall,
+                "recall_samples": samples,
             }

@@ -49,6 +49,7 @@ def run_queries(c: Collection, queries: list[Query]) -> list[SearchResult]:
                 results[i] = _run_one(c, planned[i])
             continue
         for row, i in enumerate(members):
+            c.recall.offer(planned[i].vector, k, None, slots[row])
             results[i] = _result(c, planned[i], slots[row], scores[row], "hnsw")
     return results  # type: ignore[return-value]
 
@@ -84,6 +85,7 @@ def _run_one(c: Collection, p: _Planned) -> SearchResult:
                 selectivity = p.candidates / max(c.count, 1)
                 ef = filtered_ef(p.query.ef or c.config.ef, p.k, selectivity, c.settings.max_ef)
                 slots, scores = c.hnsw.search(p.vector, p.k, ef=ef, allowed=bytearray(p.mask.view(np.uint8)))
+            c.recall.offer(p.vector, p.k, p.mask, slots[0])
             return _result(c, p, slots[0], scores[0], "hnsw")
         except IncompleteResult:  # the graph ran dry under the filter: answer exactly instead
             pass

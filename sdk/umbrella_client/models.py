@@ -47,6 +47,8 @@ class CollectionInfo:
     embedder: dict[str, Any] | None = None
     store_source: bool = False
     recommendation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    recall_estimate: float | None = None  # live recall@k of graph searches, from a sample re-run exactly
+    recall_samples: int = 0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollectionInfo:
@@ -55,6 +57,33 @@ class CollectionInfo:
 
 def collection_list(data: Mapping[str, Any]) -> list[CollectionInfo]:
     return [CollectionInfo.from_json(c) for c in data["collections"]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneTrial:
+    ef: int
+    recall: float  # mean recall@k of the graph against exact search
+    ms_per_query: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneReport:
+    """What `tune` tried: recall@k per ef on the collection's own points, and the ef it chose."""
+
+    target_recall: float
+    k: int
+    queries: int
+    query_source: str  # "given", "searches" (recent unfiltered searches) or "points" (stored points)
+    previous_ef: int
+    chosen_ef: int
+    reached: bool
+    applied: bool
+    trials: list[TuneTrial]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TuneReport:
+        trials = [_known(TuneTrial, t) for t in data["trials"]]
+        return _known(cls, {k: v for k, v in data.items() if k != "trials"}, trials=trials)
 
 
 # ---- points ----------------------------------------------------------------------------------------

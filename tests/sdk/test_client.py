@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from umbrella_client import Client, Event, SearchQuery, errors
+from umbrella_client import Client, Event, SearchQuery, TuneReport, TuneTrial, errors
 
 from app.core.config import Settings
 from app.main import create_app
@@ -42,6 +42,16 @@ def test_collections_are_created_listed_inspected_and_dropped(sdk: Client) -> No
         sdk.get_collection("docs")
     assert missing.value.code == "collection_not_found" and "docs" in missing.value.message
     assert sdk.list_collections() == []
+
+
+def test_tune_comes_back_typed_and_apply_changes_the_default_ef(sdk: Client) -> None:
+    sdk.create_collection("docs", dim=16, hnsw={"m": 4, "ef_construction": 16, "ef": 10})
+    sdk.upsert("docs", range(500), vectors=clustered(500, 16, seed=2))
+    report = sdk.tune("docs", target_recall=0.9, k=5, queries=50, apply=True)
+    assert isinstance(report, TuneReport) and all(isinstance(t, TuneTrial) for t in report.trials)
+    assert (report.k, report.queries, report.previous_ef, report.applied) == (5, 50, 10, True)
+    assert report.reached and report.trials[-1].ef == report.chosen_ef and report.trials[-1].recall >= 0.9
+    assert sdk.get_collection("docs").hnsw.ef == report.chosen_ef
 
 
 def test_numpy_in_numpy_out_and_ids_as_given(sdk: Client) -> None:

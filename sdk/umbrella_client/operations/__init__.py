@@ -3,7 +3,13 @@
 Importing this package registers them all in `umbrella_client.calls.OPERATIONS`.
 """
 
-from umbrella_client.operations.collections import create_collection, drop_collection, get_collection, list_collections
+from umbrella_client.operations.collections import (
+    create_collection,
+    drop_collection,
+    get_collection,
+    list_collections,
+    tune,
+)
 from umbrella_client.operations.health import healthz, readyz
 from umbrella_client.operations.points import count, delete_points, get_points, scroll, upsert
 from umbrella_client.operations.recommend import (
@@ -38,5 +44,6 @@ __all__ = [
     "search_batch",
     "search_image",
     "train_ranker",
+    "tune",
     "upsert",
 ]

@@ -1,12 +1,13 @@
-"""Collection operations: create, list, inspect, drop."""
+"""Collection operations: create, list, inspect, drop, tune."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from umbrella_client import models
 from umbrella_client.calls import Request, given, operation
+from umbrella_client.vectors import Vector, vector_list
 
 
 @operation("PUT", "/collections/{name}", models.CollectionInfo.from_json)
@@ -50,3 +51,23 @@ def get_collection(name: str) -> Request:
 def drop_collection(name: str) -> Request:
     """Drop a collection and delete its files."""
     return Request(path={"name": name})
+
+
+@operation("POST", "/collections/{name}/tune", models.TuneReport.from_json)
+def tune(
+    name: str,
+    *,
+    target_recall: float | None = None,
+    k: int | None = None,
+    queries: int | None = None,
+    source: Literal["auto", "searches", "points"] | None = None,
+    vectors: Iterable[Vector] | None = None,
+    seed: int | None = None,
+    apply: bool | None = None,
+) -> Request:
+    """The smallest search ef whose recall@k reaches `target_recall` (server default 0.95), measured on
+    `vectors` if given, else the collection's recent searches or stored points (`source`); `apply=True`
+    makes it the collection's default."""
+    rows = None if vectors is None else [vector_list(v) for v in vectors]
+    body = given(target_recall=target_recall, k=k, queries=queries, source=source, vectors=rows, seed=seed, apply=apply)
+    return Request(path={"name": name}, json=body)

@@ -1,0 +1,124 @@
+"""RecallMonitor: re-runs a sample of a collection's graph searches exactly, in the background: live recall@k."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from app.services.collection import Collection
+
+log = logging.getLogger(__name__)
+WINDOW = 1000  # the estimate covers the most recent sampled queries
+QUEUE = 64  # sampled queries waiting for their exact re-run; more are dropped, never waited for
+RECENT = 1000  # unfiltered query vectors kept for /tune: real queries, unlike stored points, are not in the graph
+DUTY = 0.05  # the worker rests between re-runs so that it uses at most this share of one core
+
+
+@dataclass(frozen=True)
+class _Sample:
+    vector: np.ndarray  # (1, dim), as the graph was asked
+    k: int
+    candidates: np.ndarray | None  # the filter's matching slots; None: every live point
+    found: np.ndarray  # the slots the graph returned
+    seq: int  # the collection's data version the graph saw
+
+
+class RecallMonitor:
+    """One graph search in `every`, at random, is re-run exactly on a worker thread; recall@k = shared / exact.
+
+    Why in the background: an exact search over the whole collection costs far more than the graph
+    query it checks (≈ 10 ms over 400k × 50-d, 100 ms over 1M × 384-d), so the caller never waits for
+    it, the worker rests after each re-run to stay within DUTY of one core, and a full queue drops
+    samples rather than slowing searches: a busy server gets fewer samples, never a slower one.
+    A sample whose data changed before its re-run (a write landed in between) is dropped too: it
+    could not tell the graph's misses from the newer points.
+    """
+
+    def __init__(self, collection: Collection, every: int) -> None:
+        self.c, self.every = collection, every
+        self._random = random.Random()
+        self._queue: queue.Queue[_Sample | None] = queue.Queue(QUEUE)
+        self._window: deque[tuple[int, int]] = deque(maxlen=WINDOW)  # (shared, exact) hits per sample
+        self._recent: deque[np.ndarray] = deque(maxlen=RECENT)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def offer(self, vector: np.ndarray, k: int, mask: np.ndarray | None, found: np.ndarray) -> None:
+        """Called by the searcher (read lock held) with what the graph answered."""
+        if mask is None:
+            self._recent.append(vector[0].copy())  # deque.append is atomic: no lock on the search path
+        # at random, not every n-th: periodic traffic (a client cycling through its queries) would
+        # otherwise put the same few queries in every sample
+        if self.every <= 0 or (self.every > 1 and self._random.random() * self.every >= 1):
+            return
+        candidates = None if mask is None else np.flatnonzero(mask)
+        sample = _Sample(vector.copy(), k, candidates, found.copy(), self.c.applied_seq)
+        try:
+            self._queue.put_nowait(sample)
+        except queue.Full:
+            self.dropped += 1
+            return
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._work, name=f"recall-{self.c.name}", daemon=True)
+                    self._thread.start()
+
+    def estimate(self) -> tuple[float | None, int]:
+        """(recall@k over the window, samples in it); None before the first sample."""
+        with self._lock:
+            shared = sum(s for s, _ in self._window)
+            expected = sum(e for _, e in self._window)
+            return (shared / expected if expected else None), len(self._window)
+
+    def recent_queries(self) -> np.ndarray:
+        """The latest unfiltered query vectors searched through the graph, as the graph was asked; (n, dim)."""
+        recent = list(self._recent)
+        return np.vstack(recent) if recent else np.empty((0, self.c.config.dim), np.float32)
+
+    def reset(self) -> None:
+        """Forget the window (the default ef changed: old samples describe another graph setting)."""
+        with self._lock:
+            self._window.clear()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+
+    def drain(self) -> None:
+        """Wait until every queued sample has been re-run (tests)."""
+        self._queue.join()
+
+    def _work(self) -> None:
+        while (sample := self._queue.get()) is not None:
+            started = time.perf_counter()
+            try:
+                self._check(sample)
+            except Exception:  # a bug here must not kill the thread that keeps the estimate alive
+                log.exception("collection %s: recall sample failed", self.c.name)
+            finally:
+                self._queue.task_done()
+            time.sleep((time.perf_counter() - started) * (1 / DUTY - 1))
+        self._queue.task_done()
+
+    def _check(self, s: _Sample) -> None:
+        with self.c.rw.read():
+            if self.c.closed or self.c.applied_seq != s.seq:
+                return
+            truth, _ = self.c.exact.search(s.vector, s.k, s.candidates)
+        exact = set(truth[0][truth[0] >= 0].tolist())
+        if exact:
+            shared = len(exact & set(s.found[s.found >= 0].tolist()))
+            with self._lock:
+                self._window.append((shared, len(exact)))
