@@ -141,7 +141,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], machine_line: s
                  f"{med(lambda x, key=key: x[key]['seconds']):.1f} s"]
             )  # fmt: skip
     on, off = med(lambda x: statistics.median(x["qps_on"])), med(lambda x: statistics.median(x["qps_off"]))
-    per_run = ", ".join(f"{statistics.median(x['qps_on']) / statistics.median(x['qps_off']):.2f}" for x in runs)
+    ratios = [statistics.median(x["qps_on"]) / statistics.median(x["qps_off"]) for x in runs]
+    per_run = ", ".join(f"{r:.2f}" for r in ratios)
     command = f"python -m benchmarks.recall_tools --n {args.n} --runs {args.runs} --wrk-seconds {args.wrk_seconds}"
     lines = [
         SECTION,
@@ -161,7 +162,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], machine_line: s
         "",
         *table(HEAD, *rows),
         f"The sampling's cost, single queries through wrk (8 connections, ef {DEFAULT_EF}, {args.wrk_seconds} s, "
-        f"server restarted between): on {on:,.0f} q/s, off {off:,.0f} q/s (**{on / off:.2f}×**; per run: {per_run}).",
+        f"server restarted between): on {on:,.0f} q/s, off {off:,.0f} q/s (medians over the runs); on / off in "
+        f"the same run: **{statistics.median(ratios):.2f}×** (median; per run: {per_run}).",
     ]
     return "\n".join(lines)
 
