@@ -51,12 +51,12 @@ class RecallMonitor:
         self._recent: deque[np.ndarray] = deque(maxlen=RECENT)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.dropped = 0
 
     def offer(self, vector: np.ndarray, k: int, mask: np.ndarray | None, found: np.ndarray) -> None:
         """Called by the searcher (read lock held) with what the graph answered."""
         if mask is None:
-            self._recent.append(vector[0].copy())  # deque.append is atomic: no lock on the search path
+            with self._lock:  # recent_queries copies the deque: no append may interleave
+                self._recent.append(vector[0].copy())
         # at random, not every n-th: periodic traffic (a client cycling through its queries) would
         # otherwise put the same few queries in every sample
         if self.every <= 0 or (self.every > 1 and self._random.random() * self.every >= 1):
@@ -65,8 +65,7 @@ class RecallMonitor:
         sample = _Sample(vector.copy(), k, candidates, found.copy(), self.c.applied_seq)
         try:
             self._queue.put_nowait(sample)
-        except queue.Full:
-            self.dropped += 1
+        except queue.Full:  # the worker is behind: this sample is not worth a wait
             return
         if self._thread is None:
             with self._lock:
@@ -83,7 +82,8 @@ class RecallMonitor:
 
     def recent_queries(self) -> np.ndarray:
         """The latest unfiltered query vectors searched through the graph, as the graph was asked; (n, dim)."""
-        recent = list(self._recent)
+        with self._lock:
+            recent = list(self._recent)
         return np.vstack(recent) if recent else np.empty((0, self.c.config.dim), np.float32)
 
     def reset(self) -> None:

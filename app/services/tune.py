@@ -56,7 +56,7 @@ def tune(
     The queries, best first: `vectors` sent with the request; the collection's recent searches (what
     users really ask, `auto` takes them once MIN_SEARCHES are kept); or stored points, each leaving
     itself out. Stored points flatter the graph, because each is in it, linked to its neighbours: on
-    GloVe they reach recall 0.99 at an ef where held-out queries get 0.65 (benchmarks/RESULTS.md).
+    100k GloVe they reach recall 0.98 at ef 16, where new queries get 0.56 (benchmarks/RESULTS.md).
     Each step holds the read lock alone, so writers are not held up for the whole run; a write that
     lands meanwhile makes the exact answers taken first slightly stale, so tune a collection at rest.
     """
