@@ -129,6 +129,25 @@ class PayloadIndex:
         for field in self._fields.values():
             field.remove(slot)
 
+    def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
+        """Each slot's value of a keyword field (the first, for a list), None where it has none;
+        None when `key` is not an indexed keyword field."""
+        field = self._fields.get(key)
+        if not isinstance(field, _KeywordField):
+            return None
+        by_slot = field.by_slot
+        return [values[0] if (values := by_slot.get(slot)) else None for slot in slots.tolist()]
+
+    def numbers(self, key: str, slots: np.ndarray) -> np.ndarray | None:
+        """Each slot's value of an integer or float field, NaN where it has none; None when `key` is not one."""
+        field = self._fields.get(key)
+        if not isinstance(field, _NumericField) or field.kind == "bool":
+            return None
+        inside = slots < len(field.values)
+        out = np.full(len(slots), np.nan)
+        out[inside] = field.values[slots[inside]]
+        return out
+
     def mask(self, flt: dict[str, Any], size: int) -> np.ndarray:
         """Slots (of the first `size`) that pass the filter; the caller ANDs it with liveness."""
         out = np.ones(size, dtype=bool)

