@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import collections, health, metrics, points, recommend, search
+from app.api import collections, health, metrics, points, recommend, search, snapshots
 from app.api.errors import install_error_handlers
 from app.api.guard import Guard
 from app.api.search import SearchLane
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
     app.add_middleware(SearchLane)  # inner: runs after the guard below
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
-    routers = [module.router for module in (health, collections, points, search, recommend, metrics)]
+    routers = [module.router for module in (health, collections, points, search, recommend, snapshots, metrics)]
     routes = [route for router in routers for route in router.routes]
     app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s
     install_error_handlers(app)

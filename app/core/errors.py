@@ -9,13 +9,15 @@ UmbrellaError
 │   ├── WrongModality
 │   ├── InvalidImage
 │   ├── ImageTooLarge
-│   └── ModelNotFound
+│   ├── ModelNotFound
+│   └── InvalidSnapshot         a snapshot file that is unreadable or fails its checksums
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
 │   ├── PointNotFound
 │   ├── UserNotFound
-│   └── RankerNotFound
+│   ├── RankerNotFound
+│   └── SnapshotNotFound
 ├── AlreadyExists (409)
 │   └── CollectionExists
 ├── NotEnoughEvents (409)       too few interactions to train a ranker
@@ -78,6 +80,10 @@ class ModelNotFound(InvalidInput):
     code = "model_not_found"
 
 
+class InvalidSnapshot(InvalidInput):
+    code = "invalid_snapshot"
+
+
 class Unauthorized(UmbrellaError):
     code = "unauthorized"
     status_code = 401
@@ -102,6 +108,10 @@ class UserNotFound(NotFound):
 
 class RankerNotFound(NotFound):
     code = "ranker_not_found"
+
+
+class SnapshotNotFound(NotFound):
+    code = "snapshot_not_found"
 
 
 class AlreadyExists(UmbrellaError):

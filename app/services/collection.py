@@ -141,6 +141,16 @@ class Collection:
             self.store.close()
         self.recall.close()
 
+    def backup(self, dest: Path) -> tuple[int, int, CollectionConfig]:
+        """Copy the database to `dest` as of one batch boundary; returns (seq, count, config) it holds.
+
+        Writers wait for the copy (it must not see half a batch); readers go on.
+        """
+        with self._write_mutex:
+            self._check_open()
+            self.store.backup(dest)
+            return self.applied_seq, self.count, self.config
+
     # ---- writes -----------------------------------------------------------------------------
     def set_default_ef(self, ef: int) -> None:
         """The beam width searches use when they name none; kept in the stored config."""

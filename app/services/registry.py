@@ -50,14 +50,26 @@ class CollectionRegistry:
     def open(self) -> None:
         """Lock the data directory and open every collection in it; one broken one spoils no other."""
         self._lock.acquire()
-        for trash in self.root.glob(".trash-*"):
+        for trash in [*self.root.glob(".trash-*"), *self.root.glob(".incoming-*")]:
             shutil.rmtree(trash, ignore_errors=True)
-        for folder in sorted(p for p in self.root.iterdir() if (p / DB_FILE).exists()):
+        self._finish_interrupted_restores()
+        # Only names a collection may have: hidden folders (.snapshots, a restore's leftovers) are not collections.
+        for folder in sorted(p for p in self.root.iterdir() if NAME_RE.fullmatch(p.name) and (p / DB_FILE).exists()):
             try:
                 self._collections[folder.name] = Collection.open(folder, self.settings, self.embedders)
             except Exception as err:  # keep serving the others; the error is on /readyz and in the log
                 log.exception("collection %s could not be opened", folder.name)
                 self.failed[folder.name] = str(err)
+
+    def _finish_interrupted_restores(self) -> None:
+        """A restore cut short by a crash: keep the restored folder if it was moved in whole, else put the old back."""
+        for aside in self.root.glob(".restoring-*"):
+            folder = self.root / aside.name.removeprefix(".restoring-")
+            if (folder / DB_FILE).exists():
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+                aside.rename(folder)
 
     def close(self) -> None:
         with self._mutex:
@@ -105,6 +117,38 @@ class CollectionRegistry:
             trash = self.root / f".trash-{uuid.uuid4().hex}"
             collection.folder.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    def replace(self, name: str, incoming: Path) -> Collection:
+        """Make the complete collection folder `incoming` the collection `name`, replacing the current one if any.
+
+        The current folder is moved aside, not deleted, until the new one has opened; on any failure it is
+        moved back and reopened, so the data it held is never lost. A crash midway is settled by `open`.
+        """
+        check_name(name)
+        with self._mutex:
+            folder = self.root / name
+            aside = self.root / f".restoring-{name}"
+            old = self._collections.pop(name, None)
+            if old is not None:
+                old.close(checkpoint=False)  # its checkpoint on disk stays valid for a rollback
+            had_folder = folder.exists()
+            if had_folder:
+                folder.rename(aside)
+            try:
+                incoming.rename(folder)
+                collection = Collection.open(folder, self.settings, self.embedders)
+            except BaseException:
+                if folder.exists():
+                    folder.rename(self.root / f".trash-{uuid.uuid4().hex}")
+                if had_folder:
+                    aside.rename(folder)
+                    if old is not None:
+                        self._collections[name] = Collection.open(folder, self.settings, self.embedders)
+                raise
+            self._collections[name] = collection
+            self.failed.pop(name, None)
+            shutil.rmtree(aside, ignore_errors=True)
+            return collection
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return all(graph.wait(c, timeout) for c in list(self._collections.values()))

@@ -68,6 +68,19 @@ class PointStore:
         with self._lock:
             self._conn.close()
 
+    def backup(self, dest: Path) -> None:
+        """Copy the database into the new file `dest` with SQLite's online backup: one consistent state.
+
+        The copy is switched to a rollback journal so that it is one self-contained file (no -wal beside it).
+        """
+        target = sqlite3.connect(dest, isolation_level=None)
+        try:
+            with self._lock:  # one connection: never copy while a batch is mid-transaction
+                self._conn.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+
     def get_meta(self, key: str) -> Any:
         with self._lock:
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -42,6 +42,7 @@ class Call(Generic[T]):
     request: Request
     parse: Callable[[Any], T]
     answers: frozenset[int]  # statuses that carry an answer, not an error (e.g. readyz's 503)
+    raw: bool = False  # parse gets the body's bytes as they came (a file download)
 
     def send_kwargs(self) -> dict[str, Any]:
         r = self.request
@@ -52,6 +53,8 @@ class Call(Generic[T]):
         """The parsed answer, or the error the response stands for, raised."""
         if response.is_error and response.status_code not in self.answers:
             raise error_from_response(response)
+        if self.raw:
+            return self.parse(response.content)
         if response.headers.get("content-type", "").startswith("application/json"):
             try:
                 body = response.json()
@@ -74,11 +77,12 @@ class Operation(Generic[P, T]):
     build: Callable[P, Request]
     parse: Callable[[Any], T]
     answers: frozenset[int] = frozenset()
+    raw: bool = False
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Call[T]:
         request = self.build(*args, **kwargs)
         url = self.path.format(**{k: quote(str(v), safe="") for k, v in request.path.items()})
-        return Call(self.method, url, request, self.parse, self.answers)
+        return Call(self.method, url, request, self.parse, self.answers, self.raw)
 
 
 def given(**fields: Any) -> dict[str, Any]:
@@ -91,10 +95,12 @@ OPERATIONS: dict[str, Operation[Any, Any]] = {}
 
 
 def operation(
-    method: str, path: str, parse: Callable[[Any], T], *, answers: tuple[int, ...] = ()
+    method: str, path: str, parse: Callable[[Any], T], *, answers: tuple[int, ...] = (), raw: bool = False
 ) -> Callable[[Callable[P, Request]], Operation[P, T]]:
+    """Register a builder as an operation; with `raw`, `parse` gets the answer's bytes instead of JSON or text."""
+
     def register(build: Callable[P, Request]) -> Operation[P, T]:
-        op = Operation(build.__name__, method, path, build, parse, frozenset(answers))
+        op = Operation(build.__name__, method, path, build, parse, frozenset(answers), raw)
         OPERATIONS[op.name] = op
         return op
 

@@ -103,6 +103,11 @@ class Client:
     train_ranker = sync_method(ops.train_ranker)
     get_ranker = sync_method(ops.get_ranker)
     ranker_curves = sync_method(ops.ranker_curves)
+    create_snapshot = sync_method(ops.create_snapshot)
+    list_snapshots = sync_method(ops.list_snapshots)
+    download_snapshot = sync_method(ops.download_snapshot)
+    delete_snapshot = sync_method(ops.delete_snapshot)
+    restore_snapshot = sync_method(ops.restore_snapshot)
 
     def upload(
         self,
@@ -201,6 +206,11 @@ class AsyncClient:
     train_ranker = async_method(ops.train_ranker)
     get_ranker = async_method(ops.get_ranker)
     ranker_curves = async_method(ops.ranker_curves)
+    create_snapshot = async_method(ops.create_snapshot)
+    list_snapshots = async_method(ops.list_snapshots)
+    download_snapshot = async_method(ops.download_snapshot)
+    delete_snapshot = async_method(ops.delete_snapshot)
+    restore_snapshot = async_method(ops.restore_snapshot)
 
     async def upload(
         self,

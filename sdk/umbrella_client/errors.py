@@ -9,13 +9,15 @@ UmbrellaError                    code, status, message, details, retry_after
 │   ├── WrongModality
 │   ├── InvalidImage
 │   ├── ImageTooLarge
-│   └── ModelNotFound
+│   ├── ModelNotFound
+│   └── InvalidSnapshot
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
 │   ├── PointNotFound
 │   ├── UserNotFound
-│   └── RankerNotFound
+│   ├── RankerNotFound
+│   └── SnapshotNotFound
 ├── AlreadyExists (409)
 │   └── CollectionExists
 ├── NotEnoughEvents (409)
@@ -102,6 +104,10 @@ class ModelNotFound(InvalidInput):
     code = "model_not_found"
 
 
+class InvalidSnapshot(InvalidInput):
+    code = "invalid_snapshot"
+
+
 class Unauthorized(UmbrellaError):
     code = "unauthorized"
     status_code = 401
@@ -126,6 +132,10 @@ class UserNotFound(NotFound):
 
 class RankerNotFound(NotFound):
     code = "ranker_not_found"
+
+
+class SnapshotNotFound(NotFound):
+    code = "snapshot_not_found"
 
 
 class AlreadyExists(UmbrellaError):

@@ -189,6 +189,25 @@ class SearchQuery:
     with_vector: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A snapshot file on the server: the collection's database as of write batch `seq`."""
+
+    name: str  # <collection>-<UTC yyyymmddThhmmssZ>-<seq>.snapshot
+    size: int  # bytes
+    created_at: str  # ISO 8601, UTC
+    count: int | None  # points it holds; None when the server cannot read its manifest
+    seq: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        return _known(cls, data)
+
+
+def snapshot_list(data: Mapping[str, Any]) -> list[Snapshot]:
+    return [Snapshot.from_json(s) for s in data["snapshots"]]
+
+
 # ---- recommendation --------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Event:

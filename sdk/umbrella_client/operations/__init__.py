@@ -22,12 +22,22 @@ from umbrella_client.operations.recommend import (
     train_ranker,
 )
 from umbrella_client.operations.search import search, search_batch, search_image
+from umbrella_client.operations.snapshots import (
+    create_snapshot,
+    delete_snapshot,
+    download_snapshot,
+    list_snapshots,
+    restore_snapshot,
+)
 
 __all__ = [
     "add_events",
     "count",
     "create_collection",
+    "create_snapshot",
     "delete_points",
+    "delete_snapshot",
+    "download_snapshot",
     "drop_collection",
     "get_collection",
     "get_points",
@@ -35,10 +45,12 @@ __all__ = [
     "get_user",
     "healthz",
     "list_collections",
+    "list_snapshots",
     "ranker_curves",
     "readyz",
     "recommend",
     "recommend_for_user",
+    "restore_snapshot",
     "scroll",
     "search",
     "search_batch",
