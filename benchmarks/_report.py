@@ -1,4 +1,5 @@
-"""Report helpers for benchmarks: medians over runs, Markdown tables, the machine line, section replacement."""
+"""Report helpers for benchmarks: progress lines, percentiles, medians over runs, Markdown tables, the machine
+line, section replacement."""
 
 from __future__ import annotations
 
@@ -11,9 +12,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
+
+
+def log(msg: str) -> None:
+    """A timestamped progress line on stderr (stdout carries the report)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ms(seconds: list[float], pct: float) -> float:
+    """The pct-th percentile of durations in seconds, in milliseconds."""
+    return float(np.percentile(seconds, pct)) * 1e3
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import hnswlib
 import httpx
 import numpy as np
 
-from benchmarks._report import machine, table, write_section
+from benchmarks._report import log, machine, table, write_section
 from benchmarks._server import REPO_ROOT, Server
 from benchmarks.glove import load_glove
 
@@ -39,10 +39,6 @@ WORDS = [
     *("slim", "large", "small", "vintage", "organic"),
 ]
 THINGS = ["shoes", "boots", "bag", "backpack", "wallet", "jacket", "coat", "shirt", "pan", "skillet", "kettle"]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def titles(n: int, seed: int = 0) -> list[str]:

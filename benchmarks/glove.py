@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +32,9 @@ import httpx
 import numpy as np
 import orjson
 
-from benchmarks._report import glove_section, write_section
+from benchmarks._report import glove_section, log, ms, write_section
 from benchmarks._server import Server, vm_rss_kb
+from benchmarks._wrk import run_wrk
 
 K, N_QUERIES, UPSERT_BATCH, SEARCH_BATCH, N_FILTERED = 10, 1000, 1000, 100, 300
 M, EF_CONSTRUCTION, TARGET_RECALL = 16, 200, 0.95
@@ -50,14 +50,6 @@ RAW_RSS = (  # a process that only loads the raw index and reports its VmRSS in 
     "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS:')][0])"
 )
 Run = dict[str, Any]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def ms(seconds: list[float], pct: float) -> float:
-    return float(np.percentile(seconds, pct)) * 1e3
 
 
 # ---- data and ground truth ---------------------------------------------------------------------
@@ -163,16 +155,8 @@ def rest_recall(client: httpx.Client, queries: np.ndarray, truth: np.ndarray, ef
 
 # ---- 3. single queries -------------------------------------------------------------------------
 def wrk_single(url: str, bodies: Path, connections: int, seconds: int) -> Run:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "search.lua"),
-           f"{url}{COLL}/search", "--", str(bodies)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    line, rps = re.search(r"UMBRELLA_WRK (.*)", out), re.search(r"Requests/sec:\s*([\d.]+)", out)
-    if not line or not rps:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    f = {k: float(v) for k, v in (kv.split("=") for kv in line.group(1).split())}
-    if f["status_errors"] or not f["requests"]:
-        raise RuntimeError(f"wrk saw {f['status_errors']:.0f} non-2xx answers:\n{out}")
-    qps = float(rps.group(1))
+    f = run_wrk(f"{url}{COLL}/search", bodies, connections, seconds)
+    qps = f["requests"] / (f["duration_us"] / 1e6)  # what wrk prints as Requests/sec
     return {"qps": qps, "p50": f["p50_us"] / 1e3, "p99": f["p99_us"] / 1e3, "socket_errors": f["socket_errors"]}
 
 

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import orjson
 
 from app.services.tune import LADDER
 from benchmarks import glove as g
-from benchmarks._report import machine, table, write_section
+from benchmarks._report import log, machine, table, write_section
 from benchmarks._server import Server
 
 SECTION = "## Recall tools"
@@ -41,10 +40,6 @@ TARGETS = (0.9, 0.95, 0.99)
 DEFAULT_EF = 64
 HEAD = ["target recall@10", "tuned on", "ef picked", "recall /tune saw", "B's recall at that ef",
         "smallest ef reaching the target on B (raw hnswlib, per run)", "tune took"]  # fmt: skip
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def raw_smallest_ef(index: Any, queries: np.ndarray, truth: np.ndarray) -> dict[float, int | None]:

@@ -46,7 +46,7 @@ import httpx
 import numpy as np
 import orjson
 
-from benchmarks._report import machine, median_of, table, write_section
+from benchmarks._report import log, machine, median_of, ms, table, write_section
 from benchmarks._server import Server, vm_rss_kb
 
 SECTION = "## Recommendation"
@@ -57,14 +57,6 @@ Run = dict[str, Any]
 # The server's events table and pragmas (app/storage/sqlite_store.py), for the bare-SQLite reference.
 EVENTS_DDL = """CREATE TABLE events (user TEXT NOT NULL, item TEXT NOT NULL, type TEXT NOT NULL, value REAL NOT NULL,
     time REAL NOT NULL, UNIQUE (user, item, type, time, value))"""
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def ms(seconds: list[float], pct: float) -> float:
-    return float(np.percentile(seconds, pct)) * 1e3
 
 
 def check(r: httpx.Response, status: int = 200) -> Any:

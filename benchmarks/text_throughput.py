@@ -23,10 +23,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,10 +35,10 @@ import numpy as np
 
 from benchmarks._report import machine, table, write_section
 from benchmarks._server import Server
+from benchmarks._wrk import run_wrk
 
 SECTION = "## Text embedding throughput"
 TARGET = 0.8
-LUA = Path(__file__).resolve().parent / "search.lua"
 # fmt: off
 _BRANDS = [
     "Acme", "Nordic", "Zephyr", "Kestrel", "Orion", "Lumen", "Vantage", "Harbor", "Summit", "Pioneer", "Atlas",
@@ -106,15 +104,9 @@ class CpuMeter:
 
 def wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict[str, float]:
     """One wrk run against POST /collections/c/search; requests, rate and latency percentiles in ms."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s", "-s", str(LUA),
-           f"{url}/collections/c/search", "--", str(bodies)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 120).stdout
-    line = re.search(r"UMBRELLA_WRK (.*)", out)
-    if not line:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    f = {k: float(v) for k, v in (kv.split("=") for kv in line.group(1).split())}
-    if f["status_errors"] or f["socket_errors"] or not f["requests"]:
-        raise RuntimeError(f"wrk saw {f['status_errors']:.0f} non-2xx answers, {f['socket_errors']:.0f} socket errors")
+    f = run_wrk(f"{url}/collections/c/search", bodies, connections, seconds, timeout="60s")
+    if f["socket_errors"]:
+        raise RuntimeError(f"wrk saw {f['socket_errors']:.0f} socket errors")
     rate = f["requests"] / (f["duration_us"] / 1e6)
     return {"requests": f["requests"], "rate": rate, "p50": f["p50_us"] / 1e3, "p99": f["p99_us"] / 1e3}
 

@@ -25,7 +25,8 @@ from app.services.tune import tune
 router = APIRouter(prefix="/collections", tags=["collections"])
 
 
-def _info(raw: dict[str, Any]) -> CollectionInfo:
+def collection_info(raw: dict[str, Any]) -> CollectionInfo:
+    """The wire shape of `Collection.info()` (also what a snapshot restore answers)."""
     hnsw = {"m": raw.pop("m"), "ef_construction": raw.pop("ef_construction"), "ef": raw.pop("ef")}
     raw["recommendation"] = RecommendationSettings(**raw["recommendation"])  # collections made before it: defaults
     return CollectionInfo(hnsw=hnsw, **raw)
@@ -45,7 +46,7 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         **body.hnsw.model_dump(),
     )
     collection = await run_in_threadpool(registry.create, config)
-    return _info(collection.info())
+    return collection_info(collection.info())
 
 
 @router.get("", response_model=CollectionList)
@@ -54,7 +55,7 @@ async def list_collections(registry: RegistryDep) -> CollectionList:
         infos = []
         for name in registry.names():
             try:
-                infos.append(_info(registry.get(name).info()))
+                infos.append(collection_info(registry.get(name).info()))
             except CollectionNotFound:  # dropped between the listing and the lookup
                 continue
         return infos
@@ -64,7 +65,7 @@ async def list_collections(registry: RegistryDep) -> CollectionList:
 
 @router.get("/{name}", response_model=CollectionInfo)
 async def get_collection(collection: CollectionDep) -> CollectionInfo:
-    return _info(await run_in_threadpool(collection.info))
+    return collection_info(await run_in_threadpool(collection.info))
 
 
 @router.delete("/{name}", status_code=200)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse
 
-from app.api.collections import _info
+from app.api.collections import collection_info
 from app.api.deps import RegistryDep
 from app.schemas.collections import CollectionInfo
 from app.schemas.snapshots import SnapshotInfo, SnapshotList
@@ -51,4 +51,4 @@ async def restore_snapshot(name: str, snapshot: str, registry: RegistryDep) -> C
     (or bring a dropped collection back). The graph is rebuilt in the background; exact search serves meanwhile.
     A corrupt snapshot is a 400 and leaves the collection as it was."""
     collection = await run_in_threadpool(snapshots.restore, registry, name, snapshot)
-    return _info(await run_in_threadpool(collection.info))
+    return collection_info(await run_in_threadpool(collection.info))

@@ -80,10 +80,10 @@ def list_snapshots(registry: CollectionRegistry, name: str) -> list[dict[str, An
         if not match:
             continue
         try:
-            try:
-                manifest: dict[str, Any] | None = read_manifest(path)
-            except CorruptSnapshot:  # still listed, so that it can be seen and deleted
-                manifest = None
+            manifest: dict[str, Any] | None = read_manifest(path)
+        except CorruptSnapshot:  # still listed, so that it can be seen and deleted (or deleted while listing)
+            manifest = None
+        try:
             found.append(((match["stamp"], int(match["seq"])), _describe(path, manifest)))
         except FileNotFoundError:  # deleted while listing
             continue

@@ -71,18 +71,7 @@ def tune(
                 f"collection '{c.name}' holds {len(live)} points: tuning recall@{k} needs at least {k + 1}",
                 count=len(live),
             )
-        recent = c.recall.recent_queries() if vectors is None else np.empty((0, c.config.dim))
-        if vectors is not None:
-            kind: QuerySource = "given"
-            qs, own = c.check_vectors(vectors, expected=len(vectors)), None
-        elif source == "searches" or (source == "auto" and len(recent) >= MIN_SEARCHES):
-            if len(recent) == 0:
-                raise InvalidInput(f"collection '{c.name}' has no recent unfiltered graph searches to tune on")
-            kind, own = "searches", None
-            qs = recent[rng.choice(len(recent), size=min(queries, len(recent)), replace=False)]
-        else:
-            kind, own = "points", rng.choice(live, size=min(queries, len(live)), replace=False)
-            qs = c.exact.vectors(own)
+        kind, qs, own = _queries(c, live, rng, queries, source, vectors)
         want = k + (own is not None)  # a stored point finds itself first: ask one more, then drop it
         truth = np.vstack([c.exact.search(qs[i : i + EXACT_CHUNK], want)[0] for i in range(0, len(qs), EXACT_CHUNK)])
     expected = _top(truth, own, k)
@@ -106,6 +95,21 @@ def tune(
         c.set_default_ef(report.chosen_ef)
         report.applied = True
     return report
+
+
+def _queries(
+    c: Collection, live: np.ndarray, rng: np.random.Generator, n: int, source: str, vectors: np.ndarray | None
+) -> tuple[QuerySource, np.ndarray, np.ndarray | None]:
+    """(where from, the query matrix, each query's own slot when the queries are stored points)."""
+    if vectors is not None:
+        return "given", c.check_vectors(vectors, expected=len(vectors)), None
+    recent = c.recall.recent_queries()
+    if source == "searches" or (source == "auto" and len(recent) >= MIN_SEARCHES):
+        if len(recent) == 0:
+            raise InvalidInput(f"collection '{c.name}' has no recent unfiltered graph searches to tune on")
+        return "searches", recent[rng.choice(len(recent), size=min(n, len(recent)), replace=False)], None
+    own = rng.choice(live, size=min(n, len(live)), replace=False)
+    return "points", c.exact.vectors(own), own
 
 
 def _top(rows: np.ndarray, own: np.ndarray | None, k: int) -> list[list[int]]:
