@@ -11,12 +11,24 @@ from fastapi import FastAPI
 from app.api import collections, health, metrics, points, recommend, search, snapshots
 from app.api.errors import install_error_handlers
 from app.api.guard import Guard
-from app.api.search import SearchLane
+from app.api.openapi import install_documented_bodies
 from app.api.telemetry import HttpMetrics, Telemetry
+from app.collections.collection import PartFactory
+from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
-from app.services.registry import CollectionRegistry
+from app.personalization.service import Personalization
+from app.search.recall import RecallMonitor
 
 VERSION = "0.1.0"
+# What each collection carries besides its points, attached when it opens and closed with it.
+PARTS: tuple[PartFactory, ...] = (RecallMonitor.attach, Personalization.attach)
+
+
+def open_registry(settings: Settings) -> CollectionRegistry:
+    """The registry with every part wired in, opened (tests that skip the HTTP layer use it too)."""
+    registry = CollectionRegistry(settings, PARTS)
+    registry.open()
+    return registry
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,8 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = CollectionRegistry(settings)
-        registry.open()
+        registry = open_registry(settings)
         app.state.registry = registry
         try:
             yield
@@ -40,7 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
-    app.add_middleware(SearchLane)  # inner: runs after the guard below
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     routers = [module.router for module in (health, collections, points, search, recommend, snapshots, metrics)]
     routes = [route for router in routers for route in router.routes]
@@ -48,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    install_documented_bodies(app)
     return app
 
 

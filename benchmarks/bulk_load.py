@@ -165,18 +165,36 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *table(
             ["measure", "Umbrella", "raw", "ratio"],
-            [f"SDK upload, {n:,} GloVe 50-d vectors, acknowledged", f"{n / acked:,.0f} vectors/s",
-             f"{n / raw:,.0f} vectors/s (add_items)", f"{raw / acked:.2f}×"],
-            [f"SDK upload, {n:,} vectors, all in the graph", f"{n / indexed:,.0f} vectors/s",
-             f"{n / raw:,.0f} vectors/s", f"{raw / indexed:.2f}×"],
-            [f"`umbrella import`, {args.texts:,} titles (JSON Lines, embedded)", f"{args.texts / imported:,.0f} rows/s",
-             f"{args.texts / encoded:,.0f} sentences/s (bare encode)", f"{encoded / imported:.2f}×"],
+            [
+                f"SDK upload, {n:,} GloVe 50-d vectors, acknowledged",
+                f"{n / acked:,.0f} vectors/s",
+                f"{n / raw:,.0f} vectors/s (add_items)",
+                f"{raw / acked:.2f}×",
+            ],
+            [
+                f"SDK upload, {n:,} vectors, all in the graph",
+                f"{n / indexed:,.0f} vectors/s",
+                f"{n / raw:,.0f} vectors/s",
+                f"{raw / indexed:.2f}×",
+            ],
+            [
+                f"`umbrella import`, {args.texts:,} titles (JSON Lines, embedded)",
+                f"{args.texts / imported:,.0f} rows/s",
+                f"{args.texts / encoded:,.0f} sentences/s (bare encode)",
+                f"{encoded / imported:.2f}×",
+            ],
         ),
-        "Runs (seconds): raw " + ", ".join(f"{r:.1f}" for r in raws)
-        + "; SDK acknowledged " + ", ".join(f"{u['acknowledged_s']:.1f}" for u in uploads)
-        + "; SDK in graph " + ", ".join(f"{u['indexed_s']:.1f}" for u in uploads)
-        + "; import " + ", ".join(f"{s:.1f}" for s in imports)
-        + "; bare encode " + ", ".join(f"{s:.1f}" for s in encodes) + ".",
+        "Runs (seconds): raw "
+        + ", ".join(f"{r:.1f}" for r in raws)
+        + "; SDK acknowledged "
+        + ", ".join(f"{u['acknowledged_s']:.1f}" for u in uploads)
+        + "; SDK in graph "
+        + ", ".join(f"{u['indexed_s']:.1f}" for u in uploads)
+        + "; import "
+        + ", ".join(f"{s:.1f}" for s in imports)
+        + "; bare encode "
+        + ", ".join(f"{s:.1f}" for s in encodes)
+        + ".",
     ]
     write_section(args.out, lines[0], "\n".join(lines))
     print("\n".join(lines))

@@ -26,7 +26,7 @@ import numpy as np
 
 from app.index.exact import ExactIndex
 from app.index.hnsw import HnswIndex
-from app.services.planner import filtered_ef
+from app.search.planner import filtered_ef
 from benchmarks._report import machine, table, write_section
 
 SECTION = "## Planner threshold: exact vs graph"

@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 import orjson
 
-from app.services.tune import LADDER
+from app.search.tune import LADDER
 from benchmarks import glove as g
 from benchmarks._report import log, machine, table, write_section
 from benchmarks._server import Server

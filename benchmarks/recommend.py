@@ -3,7 +3,7 @@
     python -m benchmarks.recommend [--items N] [--users U] [--dim D] [--seed S] [--batch B]
                                    [--latency-users L] [--runs R] [--out benchmarks/RESULTS.md]
 
-Data: app.ranking.synthetic_shop.generate_shop(N, U, dim=D, seed=S) with its other defaults (12 categories,
+Data: tests.support.synthetic_shop.generate_shop(N, U, dim=D, seed=S) with its other defaults (12 categories,
 60 days, ~8 sessions per user, slates of 10: about 90 events per user). One server (`python -m app.cli serve`,
 temporary data dir, stopped with SIGTERM) and, in order:
 
@@ -180,7 +180,7 @@ def ingest_events(server: Server, bodies: list[bytes], sizes: list[int]) -> Run:
 
 def store_rows(shop: Any) -> list[tuple[str, str, str, float, float]]:
     """The log as the server stores it: (user, item id as JSON, type, value, time)."""
-    from app.ranking.synthetic_shop import KINDS, RATING
+    from tests.support.synthetic_shop import KINDS, RATING
 
     lg = shop.log
     values = np.where(lg.kind == RATING, lg.value, 1).astype(np.float64).tolist()
@@ -278,7 +278,7 @@ def train(server: Server) -> tuple[float, dict[str, Any]]:
 
 # ---- the run -----------------------------------------------------------------------------------
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    from app.ranking.synthetic_shop import KINDS, generate_shop
+    from tests.support.synthetic_shop import KINDS, generate_shop
 
     out: dict[str, Any] = {}
     log(f"generate_shop({args.items:,}, {args.users:,}, dim={args.dim}, seed={args.seed})")

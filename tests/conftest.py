@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
-from app.main import create_app
-from app.services.registry import CollectionRegistry
+from app.main import create_app, open_registry
 
 
 @pytest.fixture
@@ -27,8 +27,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def registry(settings: Settings) -> Iterator[CollectionRegistry]:
-    reg = CollectionRegistry(settings)
-    reg.open()
+    reg = open_registry(settings)
     yield reg
     reg.close()
 

@@ -10,8 +10,9 @@ import numpy as np
 import orjson
 from starlette.responses import Response
 
+from app.collections.models import Point
 from app.core.errors import InvalidImage, InvalidVector
-from app.services.models import Hit, Point, SearchResult
+from app.search.models import Hit, SearchResult
 
 
 def decode_vector(value: list[float] | str) -> np.ndarray:

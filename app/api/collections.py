@@ -10,6 +10,8 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CollectionDep, RegistryDep
+from app.collections.collection import Collection
+from app.collections.models import CollectionConfig
 from app.core.errors import CollectionNotFound, DimensionMismatch
 from app.schemas.collections import (
     CollectionCreate,
@@ -19,14 +21,22 @@ from app.schemas.collections import (
     TuneReport,
     TuneRequest,
 )
-from app.services.models import CollectionConfig
-from app.services.tune import tune
+from app.search.recall import RecallMonitor
+from app.search.tune import tune
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
 
-def collection_info(raw: dict[str, Any]) -> CollectionInfo:
-    """The wire shape of `Collection.info()` (also what a snapshot restore answers)."""
+def stats(collection: Collection) -> dict[str, Any]:
+    """`Collection.info()` with the live recall estimate of its monitor (blocking: takes a read view)."""
+    monitor = collection.find_part(RecallMonitor)
+    recall, samples = monitor.estimate() if monitor is not None else (None, 0)
+    return {**collection.info(), "recall_estimate": recall, "recall_samples": samples}
+
+
+def collection_info(collection: Collection) -> CollectionInfo:
+    """The wire shape of a collection's stats (also what a snapshot restore answers); blocking."""
+    raw = stats(collection)
     hnsw = {"m": raw.pop("m"), "ef_construction": raw.pop("ef_construction"), "ef": raw.pop("ef")}
     raw["recommendation"] = RecommendationSettings(**raw["recommendation"])  # collections made before it: defaults
     return CollectionInfo(hnsw=hnsw, **raw)
@@ -46,7 +56,7 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         **body.hnsw.model_dump(),
     )
     collection = await run_in_threadpool(registry.create, config)
-    return collection_info(collection.info())
+    return await run_in_threadpool(collection_info, collection)
 
 
 @router.get("", response_model=CollectionList)
@@ -55,7 +65,7 @@ async def list_collections(registry: RegistryDep) -> CollectionList:
         infos = []
         for name in registry.names():
             try:
-                infos.append(collection_info(registry.get(name).info()))
+                infos.append(collection_info(registry.get(name)))
             except CollectionNotFound:  # dropped between the listing and the lookup
                 continue
         return infos
@@ -65,7 +75,7 @@ async def list_collections(registry: RegistryDep) -> CollectionList:
 
 @router.get("/{name}", response_model=CollectionInfo)
 async def get_collection(collection: CollectionDep) -> CollectionInfo:
-    return collection_info(await run_in_threadpool(collection.info))
+    return await run_in_threadpool(collection_info, collection)
 
 
 @router.delete("/{name}", status_code=200)

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.collections.collection import Collection
+from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
 from app.core.errors import PayloadTooLarge
-from app.services.collection import Collection
-from app.services.registry import CollectionRegistry
 
 
 # async on purpose: FastAPI runs sync dependencies in a thread pool, which costs more than the lookup.

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from app.api.collections import stats
 from app.api.telemetry import CONTENT_TYPE, HttpMetrics, family, render_all, sample
+from app.collections.collection import Collection
+from app.collections.registry import CollectionRegistry
 from app.core.errors import CollectionNotFound
-from app.services.registry import CollectionRegistry
+from app.search.recall import RecallMonitor
 
 router = APIRouter(tags=["monitoring"])
 
@@ -50,9 +53,11 @@ def _resident_bytes() -> int | None:
 
 def _collection_lines(registry: CollectionRegistry) -> list[str]:
     rows: dict[str, dict[str, float]] = {}
+    failures: list[str] = []
     for name, state in registry.readiness().items():
         try:
-            info = registry.get(name).info()
+            collection = registry.get(name)
+            info = stats(collection)
         except CollectionNotFound:  # failed to open, or dropped since the listing: only its readiness is known
             rows[name] = {"ready": 0} if state == "failed" else {}
             continue
@@ -65,12 +70,30 @@ def _collection_lines(registry: CollectionRegistry) -> list[str]:
         }
         if info.get("recall_estimate") is not None:  # absent until the monitor has sampled enough queries
             rows[name]["recall_estimate"] = info["recall_estimate"]
+        failures += [
+            sample(_FAILURES, {"collection": name, "task": task}, count)
+            for task, count in sorted(_background_failures(collection).items())
+        ]
     lines: list[str] = []
     for metric, key, help_text in _GAUGES:
         samples = [sample(metric, {"collection": name}, row[key]) for name, row in sorted(rows.items()) if key in row]
         if samples:
             lines += family(metric, "gauge", help_text) + samples
-    return lines
+    if failures:
+        lines += family(_FAILURES, "counter", "Failures of background work: graph build, checkpoints, recall samples.")
+    return lines + failures
+
+
+_FAILURES = "umbrella_background_failures_total"
+
+
+def _background_failures(collection: Collection) -> dict[str, int]:
+    """Every background task of the collection, with its failure count (0s too, so alerts can rate() them)."""
+    counts = {"build": 0, "checkpoint": 0, "recall": 0, **collection.graph.failures}
+    monitor = collection.find_part(RecallMonitor)
+    if monitor is not None:
+        counts["recall"] = monitor.failures
+    return counts
 
 
 def _process_lines() -> list[str]:

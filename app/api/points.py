@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.codec import decode_image, decode_matrix, decode_vector, json_response, point_json
 from app.api.deps import CollectionDep, SettingsDep, check_batch
-from app.core.errors import DimensionMismatch, InvalidImage
-from app.embedding.base import Modality
+from app.collections.ingest import PointInput
+from app.core.errors import InvalidImage
 from app.schemas.points import (
     CountRequest,
     CountResult,
@@ -23,71 +22,43 @@ from app.schemas.points import (
     UpsertRequest,
     WriteResult,
 )
-from app.services.collection import Collection
-from app.services.models import Source
 
 router = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 
 
-def points_to_vectors(
-    collection: Collection, points: list[PointIn], sources: list[Source | None] | None = None
-) -> np.ndarray:
-    """One vector per point: given ones decoded, texts, sequences and images embedded a modality at a time.
-
-    With `sources` (one None per point), fills in what each embedded point was made from.
-    """
-    dim = collection.config.dim
-    vectors = np.empty((len(points), dim), np.float32)
-    to_embed: dict[Modality, list[int]] = {}
-    for i, point in enumerate(points):
-        if point.vector is None:
-            modality: Modality = "text" if point.text is not None else "sequence" if point.sequence else "image"
-            to_embed.setdefault(modality, []).append(i)
-            continue
-        row = decode_vector(point.vector)
-        if len(row) != dim:
-            raise DimensionMismatch(
-                f"point {point.id!r}: this collection holds {dim}-dimensional vectors, got {len(row)}",
-                id=point.id,
-                expected=dim,
-                got=len(row),
-            )
-        vectors[i] = row
-    for modality, rows in to_embed.items():
-        items = [_image(points[i]) if modality == "image" else points[i].text or points[i].sequence for i in rows]
-        vectors[rows] = collection.embed(modality, items, ids=[points[i].id for i in rows])
-        if sources is not None:
-            for i, item in zip(rows, items, strict=True):
-                sources[i] = (modality, item if isinstance(item, bytes) else item.encode())
-    return vectors
-
-
-def _image(point: PointIn) -> bytes:
-    try:
-        return decode_image(point.image or "")
-    except InvalidImage as err:
-        raise InvalidImage(f"point {point.id!r}: {err.message}", id=point.id) from None
+def to_input(point: PointIn) -> PointInput:
+    """The wire point as an upsert input: vector and image decoded, nothing embedded yet."""
+    image = None
+    if point.image is not None:
+        try:
+            image = decode_image(point.image)
+        except InvalidImage as err:
+            raise InvalidImage(f"point {point.id!r}: {err.message}", id=point.id) from None
+    return PointInput(
+        id=point.id,
+        vector=None if point.vector is None else decode_vector(point.vector),
+        text=point.text,
+        sequence=point.sequence,
+        image=image,
+        payload=point.payload,
+    )
 
 
 @router.put("", response_model=WriteResult)
 async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Insert or replace points, all or nothing; answered once the batch is on disk."""
-    sources: list[Source | None] | None = None
     if body.batch is not None:
         ids = body.batch.ids
         check_batch(len(ids), settings.max_batch_points, "points")
         vectors = decode_matrix(body.batch.vectors, rows=len(ids))
         payloads = body.batch.payloads or [None] * len(ids)
-    else:
-        assert body.points is not None
-        check_batch(len(body.points), settings.max_batch_points, "points")
-        ids = [p.id for p in body.points]
-        if collection.config.store_source:
-            sources = [None] * len(ids)
-        vectors = await run_in_threadpool(points_to_vectors, collection, body.points, sources)
-        payloads = [p.payload for p in body.points]
-    seq = await run_in_threadpool(collection.upsert, ids, vectors, payloads, sources)
-    return WriteResult(count=len(ids), seq=seq)
+        seq = await run_in_threadpool(collection.upsert, ids, vectors, payloads)
+        return WriteResult(count=len(ids), seq=seq)
+    assert body.points is not None
+    check_batch(len(body.points), settings.max_batch_points, "points")
+    inputs = [to_input(p) for p in body.points]
+    seq = await run_in_threadpool(collection.upsert_inputs, inputs)
+    return WriteResult(count=len(inputs), seq=seq)
 
 
 @router.post("/get", response_model=PointList)

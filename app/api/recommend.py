@@ -14,7 +14,10 @@ from starlette.responses import Response
 from app.api.codec import hit_json, json_response, result_json
 from app.api.deps import CollectionDep, SettingsDep, check_batch
 from app.api.errors import validation_error_response
+from app.collections.collection import Collection
 from app.core.errors import RankerNotFound
+from app.personalization import ranker, ranker_store
+from app.personalization.service import Personalization
 from app.ranking.curves import loss_curves_svg
 from app.schemas.common import Filter
 from app.schemas.recommend import (
@@ -27,10 +30,8 @@ from app.schemas.recommend import (
     UserRecommendations,
 )
 from app.schemas.search import SearchResponse
-from app.services import ranker as rankers
-from app.services.collection import Collection
-from app.services.models import Query
-from app.services.recommend import recommend
+from app.search.examples import recommend
+from app.search.models import Query
 
 router = APIRouter(prefix="/collections/{name}", tags=["recommendation"])
 
@@ -62,13 +63,14 @@ async def add_events(body: EventsRequest, collection: CollectionDep, settings: S
     """Store interaction events; answered once they are on disk, with what was kept, dropped and refused."""
     check_batch(len(body.events), settings.max_batch_points, "events")
     events = [e.model_dump() for e in body.events]
-    return EventsReport(**await run_in_threadpool(collection.feedback.add_events, events))
+    return EventsReport(**await run_in_threadpool(collection.part(Personalization).add_events, events))
 
 
 @router.get("/users/{user}", response_model=UserProfile)
 async def get_user(user: str, collection: CollectionDep, with_vector: bool = False) -> UserProfile:
     """A user's profile: event counts, activity, top categories, the taste vector on request; 404 if unknown."""
-    return UserProfile(**await run_in_threadpool(collection.feedback.user, user, with_vector=with_vector))
+    personalization = collection.part(Personalization)
+    return UserProfile(**await run_in_threadpool(personalization.user, user, with_vector=with_vector))
 
 
 @router.get("/users/{user}/recommendations", response_model=UserRecommendations)
@@ -86,7 +88,7 @@ async def recommend_for_user(
     except ValidationError as err:
         return validation_error_response(err.errors(), prefix=("query", "filter"))
     recs = await run_in_threadpool(
-        collection.feedback.recommend, user, k, flt, exclude_seen=exclude_seen, with_payload=with_payload
+        collection.part(Personalization).recommend, user, k, flt, exclude_seen=exclude_seen, with_payload=with_payload
     )
     return json_response(
         {
@@ -103,19 +105,20 @@ async def recommend_for_user(
 async def train_ranker(collection: CollectionDep, body: TrainRequest | None = None) -> RankerReport:
     """Train the logistic-regression ranker on the stored events; 409 when there are too few."""
     body = body or TrainRequest()
-    options = rankers.TrainOptions(
+    options = ranker.TrainOptions(
         **body.model_dump(exclude={"alphas", "class_weights"}),
         alphas=tuple(body.alphas),
         class_weights=tuple(body.class_weights),
     )
-    trained = await run_in_threadpool(rankers.train, collection.feedback, options)
+    trained = await run_in_threadpool(ranker.train, collection.part(Personalization), options)
     return RankerReport(**trained.report)
 
 
-def _ranker(collection: Collection) -> rankers.Ranker:
-    if collection.feedback.ranker is None:
+def _ranker(collection: Collection) -> ranker_store.Ranker:
+    trained = collection.part(Personalization).ranker
+    if trained is None:
         raise RankerNotFound(f"no ranker trained for '{collection.name}': POST …/ranker/train first")
-    return collection.feedback.ranker
+    return trained
 
 
 @router.get("/ranker", response_model=RankerReport)
@@ -127,5 +130,5 @@ async def get_ranker(collection: CollectionDep) -> RankerReport:
 @router.get("/ranker/curves.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
 async def ranker_curves(collection: CollectionDep) -> Response:
     """Train and validation loss per epoch of the chosen setting (the others' validation loss faint)."""
-    svg = loss_curves_svg(rankers.training_report(_ranker(collection)))
+    svg = loss_curves_svg(ranker_store.training_report(_ranker(collection)))
     return Response(svg, media_type="image/svg+xml")

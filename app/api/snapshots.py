@@ -10,7 +10,7 @@ from app.api.collections import collection_info
 from app.api.deps import RegistryDep
 from app.schemas.collections import CollectionInfo
 from app.schemas.snapshots import SnapshotInfo, SnapshotList
-from app.services import snapshots
+from app.snapshots import service as snapshots
 
 router = APIRouter(prefix="/collections/{name}/snapshots", tags=["snapshots"])
 
@@ -51,4 +51,4 @@ async def restore_snapshot(name: str, snapshot: str, registry: RegistryDep) -> C
     (or bring a dropped collection back). The graph is rebuilt in the background; exact search serves meanwhile.
     A corrupt snapshot is a 400 and leaves the collection as it was."""
     collection = await run_in_threadpool(snapshots.restore, registry, name, snapshot)
-    return collection_info(await run_in_threadpool(collection.info))
+    return await run_in_threadpool(collection_info, collection)

@@ -14,8 +14,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"
-# Lanes that answer before the router (SearchLane) name their route template under this scope key.
-ROUTE_KEY = "umbrella.route"
 # Any token is a valid HTTP method; labelling the rest "other" keeps a client from minting label values.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -94,9 +92,6 @@ def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     route = scope.get("route")  # set by the router on a full or partial (405) match
     if route is not None:
         return getattr(route, "path_format", None) or UNMATCHED
-    lane = scope.get(ROUTE_KEY)
-    if lane is not None:
-        return str(lane)
     # Answered before routing (the guard's 401/413) or by no route (404): find what it was aimed at.
     partial = None
     for candidate in routes:

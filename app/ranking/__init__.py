@@ -1,1 +1,1 @@
-"""Learning to rank from interaction events: synthetic shops, ranker training, offline metrics."""
+"""Learning to rank from interaction events: ranker training, offline metrics, loss curves."""

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.api.telemetry import number, sample
 from app.core.config import Settings
 from app.main import create_app
+from app.search.recall import RecallMonitor
 from tests.api.helpers import create, error, upsert
 
 SEARCH = "/collections/{name}/search"
@@ -122,8 +123,7 @@ def test_metrics_stay_out_of_the_openapi_schema(client: TestClient) -> None:
 def test_a_known_recall_estimate_is_exported(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     create(client)
     collection = client.app.state.registry.get("products")  # type: ignore[attr-defined]
-    info = collection.info
-    monkeypatch.setattr(collection, "info", lambda: {**info(), "recall_estimate": 0.975, "recall_samples": 40})
+    monkeypatch.setattr(collection.part(RecallMonitor), "estimate", lambda: (0.975, 40))
     samples = scrape(client)
     assert value(samples, "umbrella_collection_recall_estimate", collection="products") == 0.975
     assert value(samples, "umbrella_collection_recall_samples", collection="products") == 40

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
+from app.search.recall import RecallMonitor
 from tests.conftest import clustered
 
 N, DIM = 3000, 32
@@ -73,7 +74,7 @@ def test_the_live_estimate_equals_the_recall_of_the_searches_it_sampled(
         graph = _ids(client, q)
         truth = _ids(client, {**q, "exact": True})  # exact searches are not sampled: they cannot miss
         shared, expected = shared + len(graph & truth), expected + len(truth)
-    client.app.state.registry.get("c").recall.drain()
+    client.app.state.registry.get("c").part(RecallMonitor).drain()
     info = client.get("/collections/c").json()
     assert info["recall_samples"] == 40
     assert expected == 400 and shared < expected  # the sparse graph does miss: the estimate has something to show

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from app.ranking.synthetic_shop import Shop, add_dirt, generate_shop
 from tests.api.helpers import create, error, upsert
+from tests.support.synthetic_shop import Shop, add_dirt, generate_shop
 
 SHOP = "/collections/shop"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
+from app.collections.models import CollectionConfig
+from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
 from app.main import create_app
-from app.services.models import CollectionConfig
-from app.services.registry import CollectionRegistry
 from tests.api.helpers import create, error, upsert
 from tests.conftest import clustered
 

@@ -55,10 +55,7 @@ def test_import_export_and_bench_round_trip(server: ServerProcess, tmp_path: Pat
 def test_import_csv_into_a_text_collection(server: ServerProcess, tmp_path: Path) -> None:
     source = tmp_path / "catalogue.csv"
     source.write_text(
-        "sku,title,price\n"
-        "1,Red leather handbag,120\n"
-        "2,Crimson running sneakers,80\n"
-        "3,Stainless steel frying pan,35\n"
+        "sku,title,price\n1,Red leather handbag,120\n2,Crimson running sneakers,80\n3,Stainless steel frying pan,35\n"
     )
     code, _, err = _run(
         server, "import", str(source), "-c", "shop", "--create-embedder", "text", "--id", "sku", "--text", "title"

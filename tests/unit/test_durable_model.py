@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from app.collections.collection import Collection
+from app.collections.models import CollectionConfig
 from app.core.config import Settings
-from app.services import graph
-from app.services.collection import Collection
-from app.services.models import CollectionConfig, Query
-from app.services.registry import CollectionRegistry
+from app.main import open_registry
+from app.search.models import Query
+from app.search.searcher import search
 
 DIM = 3
 ids = st.one_of(st.integers(0, 12), st.sampled_from(["a", "b", "sku-1", "0"]))
@@ -31,13 +32,12 @@ class DurableCollectionModel(RuleBasedStateMachine):
         # checkpoint_every=3 makes checkpoints happen between writes, so restarts replay a tail.
         # exact_max_floats=0 sends every unforced search through the graph.
         self.settings = Settings(data_dir=self.root, checkpoint_every=3, exact_max_floats=0, index_threads=1)
-        self.registry = CollectionRegistry(self.settings)
-        self.registry.open()
+        self.registry = open_registry(self.settings)
         created = self.registry.create(
             CollectionConfig(name="c", dim=DIM, metric="l2", payload_indexes={"colour": "keyword"})
         )
-        assert graph.wait(
-            created, timeout=30
+        assert created.graph.wait(
+            timeout=30
         )  # until then every search is exact, and the check below is about the graph
         self.model: dict[Any, tuple[np.ndarray, Any]] = {}
 
@@ -70,9 +70,8 @@ class DurableCollectionModel(RuleBasedStateMachine):
             self.registry._lock.release()
         else:
             self.registry.close()
-        self.registry = CollectionRegistry(self.settings)
-        self.registry.open()
-        assert graph.wait(self.c, timeout=30) and self.c.graph_state == "ready"
+        self.registry = open_registry(self.settings)
+        assert self.c.graph.wait(timeout=30) and self.c.graph.state == "ready"
 
     @invariant()
     def answers_like_the_model(self) -> None:
@@ -90,10 +89,10 @@ class DurableCollectionModel(RuleBasedStateMachine):
         red = sum((p or {}).get("colour") == "red" for _, p in self.model.values())
         assert c.count_matching({"must": [{"key": "colour", "match": "red"}]}) == red
         query = np.array([0.3, -0.2, 0.1], np.float32)
-        (exact,) = c.search([Query(vector=query, k=3, exact=True, with_payload=False)])
+        (exact,) = search(c, [Query(vector=query, k=3, exact=True, with_payload=False)])
         dists = sorted(float(np.linalg.norm(v - query)) for v, _ in self.model.values())[:3]
         np.testing.assert_allclose([h.score for h in exact.hits], dists, atol=1e-5)
-        (approx,) = c.search([Query(vector=query, k=3, ef=64, with_payload=False)])
+        (approx,) = search(c, [Query(vector=query, k=3, ef=64, with_payload=False)])
         assert approx.plan == "hnsw"
         np.testing.assert_allclose([h.score for h in approx.hits], dists, atol=1e-5)
 

@@ -1,12 +1,13 @@
-"""Feedback.item_fields: categories and log prices for the ranker, from the payload indexes or, unindexed, the JSON."""
+"""Personalization.item_fields: categories and log prices, from the payload indexes or, unindexed, the JSON."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app.services.models import CollectionConfig
-from app.services.registry import CollectionRegistry
+from app.collections.models import CollectionConfig
+from app.collections.registry import CollectionRegistry
+from app.personalization.service import Personalization
 
 PAYLOADS = [
     {"category": "shoes", "price": 20.0},
@@ -24,7 +25,7 @@ def test_item_fields_read_the_same_from_the_indexes_and_from_the_json(
     indexes = {"category": "keyword", "price": "float"} if indexed else {}
     c = registry.create(CollectionConfig(name="shop", dim=2, payload_indexes=indexes))
     c.upsert(list(range(5)), np.ones((5, 2), np.float32), PAYLOADS)
-    with c.rw.read():
-        categories, log_prices = c.feedback.item_fields(np.array([4, 3, 2, 1, 0]))
+    with c.reading() as view:
+        categories, log_prices = c.part(Personalization).item_fields(view, np.array([4, 3, 2, 1, 0]))
     assert categories == [None, "hats", None, "bags", "shoes"]
     np.testing.assert_allclose(log_prices, [np.nan, np.nan, np.log(7), np.nan, np.log(20.0)])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.collections.models import CollectionConfig
+from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
-from app.services import graph
-from app.services.models import CollectionConfig, Query
-from app.services.planner import choose_plan
-from app.services.registry import CollectionRegistry
+from app.main import open_registry
+from app.search.models import Query
+from app.search.planner import choose_plan
+from app.search.searcher import search
 from tests.conftest import clustered
 
 N, DIM = 20_000, 16
@@ -32,14 +34,13 @@ def big(tmp_path_factory: pytest.TempPathFactory):
         filtered_exact_max_floats=2_000 * DIM,
         index_threads=2,
     )
-    reg = CollectionRegistry(settings)
-    reg.open()
+    reg = open_registry(settings)
     c = reg.create(CollectionConfig(name="big", dim=DIM, metric="cosine", payload_indexes={"bucket": "integer"}))
     data = clustered(N, DIM, seed=7)
     for start in range(0, N, 5_000):
         ids = list(range(start, start + 5_000))
         c.upsert(ids, data[start : start + 5_000], [{"bucket": i % 100} for i in ids])
-    assert graph.wait(c, timeout=120)
+    assert c.graph.wait(timeout=120)
     yield c, data
     reg.close()
 
@@ -50,23 +51,23 @@ def _bucket_below(x: int) -> dict:
 
 def test_small_collection_is_searched_exactly(registry: CollectionRegistry) -> None:
     c = registry.create(CollectionConfig(name="small", dim=4))
-    graph.wait(c)
+    c.graph.wait()
     c.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [None, None])
-    (result,) = c.search([Query(vector=np.ones(4, np.float32), k=1)])
+    (result,) = search(c, [Query(vector=np.ones(4, np.float32), k=1)])
     assert result.plan == "exact" and result.candidates == 2
 
 
 def test_unfiltered_large_collection_uses_the_graph(big) -> None:
     c, data = big
-    (result,) = c.search([Query(vector=data[0], k=10)])
+    (result,) = search(c, [Query(vector=data[0], k=10)])
     assert result.plan == "hnsw" and result.candidates == N
 
 
 def test_selective_filter_is_exact_and_broad_filter_uses_the_graph(big) -> None:
     c, data = big
-    (narrow,) = c.search([Query(vector=data[0], k=10, filter=_bucket_below(5))])
+    (narrow,) = search(c, [Query(vector=data[0], k=10, filter=_bucket_below(5))])
     assert narrow.plan == "exact" and narrow.candidates == N * 5 // 100
-    (broad,) = c.search([Query(vector=data[0], k=10, filter=_bucket_below(50))])
+    (broad,) = search(c, [Query(vector=data[0], k=10, filter=_bucket_below(50))])
     assert broad.plan == "hnsw" and broad.candidates == N // 2
 
 
@@ -79,7 +80,7 @@ def test_filtered_graph_search_returns_k_at_high_recall(big, percent: int) -> No
     unit = data / np.linalg.norm(data, axis=1, keepdims=True)
     recalls = []
     for q in queries:
-        (res,) = c.search([Query(vector=q, k=10, filter=_bucket_below(percent), with_payload=False)])
+        (res,) = search(c, [Query(vector=q, k=10, filter=_bucket_below(percent), with_payload=False)])
         assert res.plan == "hnsw"
         assert len(res.hits) == 10, "a filtered search never comes back short when enough points match"
         assert all(h.id % 100 < percent for h in res.hits)
@@ -91,6 +92,6 @@ def test_filtered_graph_search_returns_k_at_high_recall(big, percent: int) -> No
 
 def test_exact_flag_and_score_threshold(big) -> None:
     c, data = big
-    (res,) = c.search([Query(vector=data[3], k=5, exact=True, score_threshold=0.999)])
+    (res,) = search(c, [Query(vector=data[3], k=5, exact=True, score_threshold=0.999)])
     assert res.plan == "exact"
     assert [h.id for h in res.hits] == [3]

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from app.ranking.synthetic_shop import CLICK, KINDS, PURCHASE, RATING, VIEW, Shop, add_dirt, generate_shop
+from tests.support.synthetic_shop import CLICK, KINDS, PURCHASE, RATING, VIEW, Shop, add_dirt, generate_shop
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.services.models import EVENT_TYPES, RecommendConfig
+from app.personalization.config import EVENT_TYPES, RecommendConfig
 
 DAY = 86_400.0
 FRESH_DAYS = 7.0  # an item's freshness falls by e every week after its first event

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.services.models import EVENT_TYPES
+from app.collections.view import EventRow
+from app.personalization.config import EVENT_TYPES
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # older "times" are almost always unit mistakes
 FUTURE_SLACK = 86_400.0  # clocks disagree; a day ahead is tolerated, more is a bad timestamp
 SAMPLES = 10
 
-Row = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
+Row = EventRow  # user, item key, type, value, time — as the store keeps them
 
 
 @dataclass

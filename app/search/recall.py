@@ -9,12 +9,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from app.services.collection import Collection
+from app.collections.view import Catalog
+from app.core.errors import CollectionNotFound
 
 log = logging.getLogger(__name__)
 WINDOW = 1000  # the estimate covers the most recent sampled queries
@@ -43,35 +42,44 @@ class RecallMonitor:
     could not tell the graph's misses from the newer points.
     """
 
-    def __init__(self, collection: Collection, every: int) -> None:
-        self.c, self.every = collection, every
+    def __init__(self, collection: Catalog, every: int) -> None:
+        self.collection, self.every = collection, every
+        self.failures = 0  # re-runs that raised (on /metrics)
         self._random = random.Random()
         self._queue: queue.Queue[_Sample | None] = queue.Queue(QUEUE)
         self._window: deque[tuple[int, int]] = deque(maxlen=WINDOW)  # (shared, exact) hits per sample
         self._recent: deque[np.ndarray] = deque(maxlen=RECENT)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
-    def offer(self, vector: np.ndarray, k: int, mask: np.ndarray | None, found: np.ndarray) -> None:
-        """Called by the searcher (read lock held) with what the graph answered."""
+    @classmethod
+    def attach(cls, collection: Catalog) -> RecallMonitor:
+        """The part factory the registry calls for each collection it opens: a monitor with its worker started."""
+        monitor = cls(collection, collection.settings.recall_sample_every)
+        monitor.start()
+        return monitor
+
+    def start(self) -> None:
+        if self.every > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=f"recall-{self.collection.name}", daemon=True)
+            self._thread.start()
+
+    def offer(self, vector: np.ndarray, k: int, mask: np.ndarray | None, found: np.ndarray, seq: int) -> None:
+        """Called by the searcher (inside its read view, data version `seq`) with what the graph answered."""
         if mask is None:
             with self._lock:  # recent_queries copies the deque: no append may interleave
                 self._recent.append(vector[0].copy())
         # at random, not every n-th: periodic traffic (a client cycling through its queries) would
         # otherwise put the same few queries in every sample
-        if self.every <= 0 or (self.every > 1 and self._random.random() * self.every >= 1):
+        if self._thread is None or (self.every > 1 and self._random.random() * self.every >= 1):
             return
         candidates = None if mask is None else np.flatnonzero(mask)
-        sample = _Sample(vector.copy(), k, candidates, found.copy(), self.c.applied_seq)
+        sample = _Sample(vector.copy(), k, candidates, found.copy(), seq)
         try:
             self._queue.put_nowait(sample)
         except queue.Full:  # the worker is behind: this sample is not worth a wait
             return
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._work, name=f"recall-{self.c.name}", daemon=True)
-                    self._thread.start()
 
     def estimate(self) -> tuple[float | None, int]:
         """(recall@k over the window, samples in it); None before the first sample."""
@@ -84,7 +92,7 @@ class RecallMonitor:
         """The latest unfiltered query vectors searched through the graph, as the graph was asked; (n, dim)."""
         with self._lock:
             recent = list(self._recent)
-        return np.vstack(recent) if recent else np.empty((0, self.c.config.dim), np.float32)
+        return np.vstack(recent) if recent else np.empty((0, self.collection.config.dim), np.float32)
 
     def reset(self) -> None:
         """Forget the window (the default ef changed: old samples describe another graph setting)."""
@@ -92,9 +100,12 @@ class RecallMonitor:
             self._window.clear()
 
     def close(self) -> None:
+        """Stop the worker and join it; samples still queued are dropped with it."""
         if self._thread is not None:
+            self._stopping.set()  # the worker skips what is still queued and stops resting
             self._queue.put(None)
-            self._thread.join(timeout=5)
+            self._thread.join()
+            self._thread = None
 
     def drain(self) -> None:
         """Wait until every queued sample has been re-run (tests)."""
@@ -104,19 +115,23 @@ class RecallMonitor:
         while (sample := self._queue.get()) is not None:
             started = time.perf_counter()
             try:
-                self._check(sample)
+                if not self._stopping.is_set():
+                    self._check(sample)
+            except CollectionNotFound:  # dropped or closing: nothing left to check against
+                pass
             except Exception:  # a bug here must not kill the thread that keeps the estimate alive
-                log.exception("collection %s: recall sample failed", self.c.name)
+                self.failures += 1
+                log.exception("collection %s: recall sample failed", self.collection.name)
             finally:
                 self._queue.task_done()
-            time.sleep((time.perf_counter() - started) * (1 / DUTY - 1))
+            self._stopping.wait((time.perf_counter() - started) * (1 / DUTY - 1))
         self._queue.task_done()
 
     def _check(self, s: _Sample) -> None:
-        with self.c.rw.read():
-            if self.c.closed or self.c.applied_seq != s.seq:
+        with self.collection.reading() as view:
+            if view.seq != s.seq:
                 return
-            truth, _ = self.c.exact.search(s.vector, s.k, s.candidates)
+            truth, _ = view.exact_search(s.vector, s.k, s.candidates)
         exact = set(truth[0][truth[0] >= 0].tolist())
         if exact:
             shared = len(exact & set(s.found[s.found >= 0].tolist()))

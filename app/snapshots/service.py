@@ -10,19 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.collections.collection import Collection
+from app.collections.layout import DB_FILE, INCOMING_PREFIX, NAME_RE, RANKER_FILE, snapshots_of
+from app.collections.registry import CollectionRegistry
 from app.core.errors import InvalidSnapshot, SnapshotNotFound
-from app.services.collection import DB_FILE, Collection
-from app.services.ranker import RANKER_FILE
-from app.services.registry import NAME_RE, CollectionRegistry
 from app.storage.snapshots import SUFFIX, CorruptSnapshot, read_manifest, unpack_snapshot, write_snapshot
 from app.storage.sqlite_store import PointStore
 
-SNAPSHOTS_DIR = ".snapshots"  # beside the collections, so dropping or restoring one keeps its snapshots
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
 def folder_of(registry: CollectionRegistry, name: str) -> Path:
-    return registry.root / SNAPSHOTS_DIR / name
+    return snapshots_of(registry.root, name)
 
 
 def _name_re(name: str) -> re.Pattern[str]:
@@ -111,7 +110,7 @@ def restore(registry: CollectionRegistry, name: str, snapshot: str) -> Collectio
     The snapshot is unpacked and verified before the collection is touched, so a corrupt file changes nothing.
     """
     path = path_of(registry, name, snapshot)
-    incoming = registry.root / f".incoming-{uuid.uuid4().hex}"  # removed by the registry on start, if left
+    incoming = registry.root / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"  # removed by the registry on start, if left
     try:
         try:
             manifest = unpack_snapshot(path, incoming)

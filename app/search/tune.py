@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
+from app.collections.view import Catalog, ReadView
 from app.core.errors import InvalidInput, NotReady
-
-if TYPE_CHECKING:
-    from app.services.collection import Collection
+from app.search.recall import RecallMonitor
 
 # ef values tried, in order; each about 1.5× the last, so the answer is within 50 % of the smallest that works
 LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
@@ -41,7 +40,7 @@ class TuneReport:
 
 
 def tune(
-    c: Collection,
+    collection: Catalog,
     *,
     target_recall: float,
     k: int,
@@ -57,59 +56,64 @@ def tune(
     users really ask, `auto` takes them once MIN_SEARCHES are kept); or stored points, each leaving
     itself out. Stored points flatter the graph, because each is in it, linked to its neighbours: on
     100k GloVe they reach recall 0.98 at ef 16, where new queries get 0.56 (benchmarks/RESULTS.md).
-    Each step holds the read lock alone, so writers are not held up for the whole run; a write that
-    lands meanwhile makes the exact answers taken first slightly stale, so tune a collection at rest.
+    The whole run holds a quiesced view: writers wait (the exact answers must describe the graph that
+    is measured), while searches go on.
     """
     rng = np.random.default_rng(seed)
-    with c.rw.read():
-        c._check_open()
-        if c.hnsw is None or c.pending is not None:
-            raise NotReady(f"collection '{c.name}': the graph is {c.graph_state}; tune once it is ready")
-        live = np.fromiter(c.slot_of.values(), np.int64, len(c.slot_of))
+    monitor = collection.find_part(RecallMonitor)
+    recent = monitor.recent_queries() if monitor is not None else np.empty((0, collection.config.dim), np.float32)
+    with collection.quiesced() as view:
+        graph = view.graph
+        if graph is None:
+            raise NotReady(f"collection '{view.name}': the graph is not ready yet; tune once it is")
+        live = view.live_slots()
         if len(live) < k + 1:
             raise InvalidInput(
-                f"collection '{c.name}' holds {len(live)} points: tuning recall@{k} needs at least {k + 1}",
+                f"collection '{view.name}' holds {len(live)} points: tuning recall@{k} needs at least {k + 1}",
                 count=len(live),
             )
-        kind, qs, own = _queries(c, live, rng, queries, source, vectors)
+        kind, qs, own = _queries(view, live, recent, rng, queries, source, vectors)
         want = k + (own is not None)  # a stored point finds itself first: ask one more, then drop it
-        truth = np.vstack([c.exact.search(qs[i : i + EXACT_CHUNK], want)[0] for i in range(0, len(qs), EXACT_CHUNK)])
-    expected = _top(truth, own, k)
-
-    report = TuneReport(target_recall, k, len(qs), kind, c.config.ef, c.config.ef, False, False)
-    for ef in (e for e in LADDER if want <= e <= c.settings.max_ef):
-        with c.rw.read():
-            c._check_open()
-            assert c.hnsw is not None
+        chunks = range(0, len(qs), EXACT_CHUNK)
+        expected = _top(np.vstack([view.exact_search(qs[i : i + EXACT_CHUNK], want)[0] for i in chunks]), own, k)
+        report = TuneReport(target_recall, k, len(qs), kind, view.config.ef, view.config.ef, False, False)
+        for ef in (e for e in LADDER if want <= e <= view.settings.max_ef):
             started = time.perf_counter()
-            found, _ = c.hnsw.search(qs, want, ef=ef)
+            found, _ = graph.search(qs, want, ef=ef)
             seconds = time.perf_counter() - started
-        got = _top(found, own, k)
-        recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
-        report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
-        report.chosen_ef = ef
-        if recall >= target_recall:
-            report.reached = True
-            break
+            got = _top(found, own, k)
+            recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
+            report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
+            report.chosen_ef = ef
+            if recall >= target_recall:
+                report.reached = True
+                break
     if apply:
-        c.set_default_ef(report.chosen_ef)
+        collection.set_default_ef(report.chosen_ef)
+        if monitor is not None:
+            monitor.reset()  # its samples describe the old ef
         report.applied = True
     return report
 
 
 def _queries(
-    c: Collection, live: np.ndarray, rng: np.random.Generator, n: int, source: str, vectors: np.ndarray | None
+    view: ReadView,
+    live: np.ndarray,
+    recent: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+    source: str,
+    vectors: np.ndarray | None,
 ) -> tuple[QuerySource, np.ndarray, np.ndarray | None]:
     """(where from, the query matrix, each query's own slot when the queries are stored points)."""
     if vectors is not None:
-        return "given", c.check_vectors(vectors, expected=len(vectors)), None
-    recent = c.recall.recent_queries()
+        return "given", view.check_vectors(vectors, expected=len(vectors)), None
     if source == "searches" or (source == "auto" and len(recent) >= MIN_SEARCHES):
         if len(recent) == 0:
-            raise InvalidInput(f"collection '{c.name}' has no recent unfiltered graph searches to tune on")
+            raise InvalidInput(f"collection '{view.name}' has no recent unfiltered graph searches to tune on")
         return "searches", recent[rng.choice(len(recent), size=min(n, len(recent)), replace=False)], None
     own = rng.choice(live, size=min(n, len(live)), replace=False)
-    return "points", c.exact.vectors(own), own
+    return "points", view.vectors(own), own
 
 
 def _top(rows: np.ndarray, own: np.ndarray | None, k: int) -> list[list[int]]:

@@ -15,31 +15,23 @@ Training follows the classic recipe, each step visible in the report:
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from app.core.errors import InvalidInput, NotEnoughEvents, TrainingInProgress
+from app.personalization.profiles import EventRows, Profiles
+from app.personalization.ranker_store import Ranker, feature_matrix, save
+from app.personalization.service import Personalization, item_key
 from app.ranking.metrics import auc, log_loss, ndcg_at_k, precision_at_k, recall_at_k
-from app.ranking.model import LogisticRanker
-from app.ranking.training import TrainingReport, calibrate, fit_ranker
-from app.services.models import Query
-from app.services.profiles import EventRows, Profiles
-from app.services.searcher import run_queries
-from app.storage.files import atomic_write_bytes
+from app.ranking.training import calibrate, fit_ranker
+from app.search.models import Query
+from app.search.searcher import run_queries
 
-if TYPE_CHECKING:
-    from app.services.feedback import Feedback
-
-log = logging.getLogger(__name__)
-RANKER_FILE = "ranker.json"
 POSITIVE = {"click", "cart", "purchase"}
 MIN_TRAIN_POSITIVES = 20
 MIN_VALIDATION_POSITIVES = 5
@@ -60,76 +52,41 @@ class TrainOptions:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class Ranker:
-    model: LogisticRanker
-    report: dict[str, Any]  # everything GET /ranker shows, the model included
-
-    def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        return self.model.predict_proba(_matrix(columns, self.model.feature_names))
-
-
-def load(folder: Path) -> Ranker | None:
-    """The saved ranker; a missing or unreadable file means none (it can be trained again from the events)."""
-    path = folder / RANKER_FILE
-    if not path.exists():
-        return None
-    try:
-        report = orjson.loads(path.read_bytes())
-        return Ranker(LogisticRanker.from_json(report["training"]["model"]), report)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        log.warning("%s: ignoring an unreadable ranker (%s); train it again", path, err)
-        return None
-
-
-def save(folder: Path, ranker: Ranker) -> None:
-    atomic_write_bytes(folder / RANKER_FILE, orjson.dumps(ranker.report, option=orjson.OPT_SERIALIZE_NUMPY))
-
-
-def training_report(ranker: Ranker) -> TrainingReport:
-    return TrainingReport.from_json(ranker.report["training"])
-
-
-def train(feedback: Feedback, options: TrainOptions) -> Ranker:
-    if not feedback.training.acquire(blocking=False):
+def train(personalization: Personalization, options: TrainOptions) -> Ranker:
+    """Train on the stored events, keep the ranker on disk and start serving with it; one run at a time."""
+    if not personalization.training.acquire(blocking=False):
         raise TrainingInProgress("a ranker is being trained for this collection; wait for it to finish")
     try:
         started = time.perf_counter()
-        ranker = _Trainer(feedback, options).run()
+        ranker = _Trainer(personalization, options).run()
         ranker.report["seconds"] = round(time.perf_counter() - started, 3)
-        save(feedback.c.folder, ranker)
-        feedback.ranker = ranker
+        save(personalization.collection.folder, ranker)
+        personalization.ranker = ranker
         return ranker
     finally:
-        feedback.training.release()
-
-
-def _matrix(columns: dict[str, np.ndarray], names: tuple[str, ...] | list[str]) -> np.ndarray:
-    return np.column_stack([columns[name] for name in names]).astype(np.float64)
+        personalization.training.release()
 
 
 class _Trainer:
-    def __init__(self, feedback: Feedback, options: TrainOptions) -> None:
+    def __init__(self, personalization: Personalization, options: TrainOptions) -> None:
         if not 0 < options.validation_fraction < 1 or not 0 < options.label_fraction < 1:
             raise InvalidInput("validation_fraction and label_fraction must be between 0 and 1")
         if options.validation_fraction + options.label_fraction >= 1:
             raise InvalidInput("validation_fraction + label_fraction must leave some events for the history")
-        self.f, self.c, self.o = feedback, feedback.c, options
+        self.personalization, self.collection, self.options = personalization, personalization.collection, options
         self.rng = np.random.default_rng(options.seed)
 
     def run(self) -> Ranker:
-        # The collection's read lock is taken per step, never for the whole run: a long training must not
-        # hold writers back. A point deleted meanwhile just drops out of the rows and candidates.
-        with self.c.rw.read():
-            self.c._check_open()
-            rows, dropped = self._clean()
+        # A read view is taken per step, never for the whole run: a long training must hold back neither
+        # writers nor readers. A point deleted meanwhile just drops out of the rows and candidates.
+        rows, dropped = self._clean()
         times = np.array([r[4] for r in rows])
-        history_cut = float(np.quantile(times, 1 - self.o.validation_fraction - self.o.label_fraction))
-        validation_cut = float(np.quantile(times, 1 - self.o.validation_fraction))
+        history_cut = float(np.quantile(times, 1 - self.options.validation_fraction - self.options.label_fraction))
+        validation_cut = float(np.quantile(times, 1 - self.options.validation_fraction))
         history = [r for r in rows if r[4] < history_cut]
         labels = [r for r in rows if history_cut <= r[4] < validation_cut]
         validation = [r for r in rows if r[4] >= validation_cut]
-        state = Profiles(self.c.config.dim, self.f.config)
+        state = Profiles(self.collection.config.dim, self.personalization.config)
         state.apply(self._event_rows(history))
         train_set = self._pairs(state, labels)
         state.apply(self._event_rows(labels))
@@ -137,16 +94,16 @@ class _Trainer:
         self._check_enough(train_set, val_set)
         names = list(train_set.columns)
         report = fit_ranker(
-            _matrix(train_set.columns, names),
+            feature_matrix(train_set.columns, names),
             train_set.y,
-            _matrix(val_set.columns, names),
+            feature_matrix(val_set.columns, names),
             val_set.y,
             names,
-            alphas=self.o.alphas,
-            class_weights=self.o.class_weights,
-            max_epochs=self.o.max_epochs,
-            patience=self.o.patience,
-            seed=self.o.seed,
+            alphas=self.options.alphas,
+            class_weights=self.options.class_weights,
+            max_epochs=self.options.max_epochs,
+            patience=self.options.patience,
+            seed=self.options.seed,
         )
         ranker = Ranker(report.model, {})
         metrics, evaluated = self._metrics(ranker, state, train_set, val_set, validation)
@@ -173,12 +130,13 @@ class _Trainer:
 
     def _clean(self) -> tuple[list[tuple[str, str, str, float, float]], dict[str, int]]:
         rows, gone = [], 0
-        for chunk in self.c.store.events():
-            for row in chunk:
-                if orjson.loads(row[1]) in self.c.slot_of:
-                    rows.append(row)
-                else:
-                    gone += 1
+        for chunk in self.collection.stored_events():
+            with self.collection.reading() as view:
+                for row in chunk:
+                    if orjson.loads(row[1]) in view:
+                        rows.append(row)
+                    else:
+                        gone += 1
         if not rows:
             raise NotEnoughEvents(
                 "no events to learn from: send interactions to /events first",
@@ -188,9 +146,8 @@ class _Trainer:
         return rows, {"item_deleted": gone}
 
     def _event_rows(self, rows: list[tuple[str, str, str, float, float]]) -> EventRows:
-        with self.c.rw.read():
-            self.c._check_open()
-            return self.f.event_rows([r for r in rows if orjson.loads(r[1]) in self.c.slot_of])
+        with self.collection.reading() as view:
+            return self.personalization.event_rows(view, [r for r in rows if orjson.loads(r[1]) in view])
 
     def _pairs(self, state: Profiles, window: list[tuple[str, str, str, float, float]]) -> _PairSet:
         """Labelled (user, item) pairs of one window, with features from `state` (what was known before)."""
@@ -207,12 +164,12 @@ class _Trainer:
         for user, items in by_user.items():
             # Negatives come from what serving would rank for this user, so the ranker learns to order
             # those (similar and popular items), not to tell them from random ones, which similarity does.
-            wanted = self.o.negatives_per_positive * sum(items.values())
+            wanted = self.options.negatives_per_positive * sum(items.values())
             pool = [key for key in self._candidates(state, user) if key not in items]
             picked = self.rng.permutation(len(pool))[:wanted].tolist()
             negatives = [pool[j] for j in picked]
             pairs.append((user, list(items) + negatives, list(items.values()) + [0] * len(negatives)))
-        return _PairSet.build(self.f, state, pairs)
+        return _PairSet.build(self.personalization, state, pairs)
 
     def _check_enough(self, train_set: _PairSet, val_set: _PairSet) -> None:
         got = {"train_positives": int(train_set.y.sum()), "validation_positives": int(val_set.y.sum())}
@@ -244,15 +201,15 @@ class _Trainer:
         }
         out: dict[str, dict[str, float | None]] = {}
         for name, model in scorers.items():
-            p = model.predict_proba(_matrix(val_set.columns, model.feature_names))
+            p = model.predict_proba(feature_matrix(val_set.columns, model.feature_names))
             out[name] = {"auc": auc(val_set.y, p), "log_loss": log_loss(val_set.y, p)}
         relevant: dict[str, set[str]] = defaultdict(set)
         for user, item, kind, value, _ in validation:
             if (kind in POSITIVE or (kind == "rating" and value >= 4)) and state.taste_of(user) is not None:
                 relevant[user].add(item)
         users = sorted(relevant)
-        if len(users) > self.o.eval_users:
-            users = sorted(self.rng.choice(users, self.o.eval_users, replace=False).tolist())
+        if len(users) > self.options.eval_users:
+            users = sorted(self.rng.choice(users, self.options.eval_users, replace=False).tolist())
         ranked: dict[str, list[list[str]]] = {name: [] for name in scorers}
         for user in users:
             keys = self._candidates(state, user)
@@ -260,9 +217,9 @@ class _Trainer:
                 for lists in ranked.values():
                     lists.append([])
                 continue
-            rows = _PairSet.build(self.f, state, [(user, keys, [0] * len(keys))])
+            rows = _PairSet.build(self.personalization, state, [(user, keys, [0] * len(keys))])
             for name, model in scorers.items():
-                p = model.predict_proba(_matrix(rows.columns, model.feature_names))
+                p = model.predict_proba(feature_matrix(rows.columns, model.feature_names))
                 ranked[name].append([rows.keys[j] for j in np.argsort(-p, kind="stable")[:EVAL_K].tolist()])
         truth = [relevant[u] for u in users]
         for name, lists in ranked.items():
@@ -273,21 +230,19 @@ class _Trainer:
                     f"ndcg@{EVAL_K}": ndcg_at_k(lists, truth, EVAL_K),
                 }
             )
-        return out, {"users": len(users), "candidates_per_source": self.o.candidates, "k": EVAL_K}
+        return out, {"users": len(users), "candidates_per_source": self.options.candidates, "k": EVAL_K}
 
     def _candidates(self, state: Profiles, user: str) -> list[str]:
         """What serving would rank: the taste vector's neighbours and the popular items, minus what was seen."""
         seen = state.seen[state.user_row[user]]
-        n = self.o.candidates
+        n = self.options.candidates
         taste = state.taste_of(user)
-        wide = min(n + len(seen), self.c.settings.max_ef)
-        query = Query(vector=taste, k=wide, ef=max(wide, self.c.config.ef), with_payload=False)
-        with self.c.rw.read():
-            self.c._check_open()
-            hits = run_queries(self.c, [query])[0].hits
-        keys = [key for key in (self.f._key(h.id) for h in hits) if key not in seen][:n]
-        alive = self.c.slot_of
-        keys += [key for key, _ in state.popular(n, lambda key: orjson.loads(key) in alive, seen | set(keys))]
+        wide = min(n + len(seen), self.collection.settings.max_ef)
+        query = Query(vector=taste, k=wide, ef=max(wide, self.collection.config.ef), with_payload=False)
+        with self.collection.reading() as view:
+            hits = run_queries(view, [query])[0].hits
+            keys = [key for key in (item_key(h.id) for h in hits) if key not in seen][:n]
+            keys += [key for key, _ in state.popular(n, lambda key: orjson.loads(key) in view, seen | set(keys))]
         return keys
 
 
@@ -298,29 +253,29 @@ class _PairSet:
     keys: list[str]  # the item of each row
 
     @classmethod
-    def build(cls, feedback: Feedback, state: Profiles, pairs: list[tuple[str, list[str], list[int]]]) -> _PairSet:
+    def build(
+        cls, personalization: Personalization, state: Profiles, pairs: list[tuple[str, list[str], list[int]]]
+    ) -> _PairSet:
         parts: list[dict[str, np.ndarray]] = []
         labels: list[int] = []
         items: list[str] = []
-        c = feedback.c
         for user, keys, y in pairs:
-            with c.rw.read():
-                c._check_open()
-                alive = [j for j, key in enumerate(keys) if orjson.loads(key) in c.slot_of]
+            with personalization.collection.reading() as view:
+                alive = [j for j, key in enumerate(keys) if orjson.loads(key) in view]
                 keys = [keys[j] for j in alive]
-                slots = np.array([c.slot_of[orjson.loads(key)] for key in keys], np.int64)
-                categories, log_prices = feedback.item_fields(slots)
-                vectors = c.exact.vectors(slots)
+                slots = np.array([view.slot_of(orjson.loads(key)) for key in keys], np.int64)
+                categories, log_prices = personalization.item_fields(view, slots)
+                vectors = view.vectors(slots)
             parts.append(state.features(user, vectors, keys, categories, log_prices))
             labels += [y[j] for j in alive]
             items += keys
         if not parts:
-            return cls({name: np.zeros(0) for name in _feature_names(feedback)}, np.zeros(0, np.int64), [])
+            return cls({name: np.zeros(0) for name in _feature_names(personalization)}, np.zeros(0, np.int64), [])
         columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
         return cls(columns, np.array(labels, np.int64), items)
 
 
-def _feature_names(feedback: Feedback) -> list[str]:
+def _feature_names(personalization: Personalization) -> list[str]:
     """The feature columns this collection's configuration yields (they depend on nothing else)."""
-    dim = feedback.c.config.dim
-    return list(Profiles(dim, feedback.config).features("", np.zeros((0, dim)), [], [], np.zeros(0)))
+    dim = personalization.collection.config.dim
+    return list(Profiles(dim, personalization.config).features("", np.zeros((0, dim)), [], [], np.zeros(0)))

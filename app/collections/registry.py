@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import shutil
 import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
+from app.collections.collection import Collection, PartFactory
+from app.collections.layout import (
+    DB_FILE,
+    INCOMING_PREFIX,
+    NAME_RE,
+    RESTORING_PREFIX,
+    TRASH_PREFIX,
+    is_collection,
+)
+from app.collections.models import CollectionConfig
 from app.core.config import Settings
 from app.core.errors import CollectionExists, CollectionNotFound, InvalidInput
 from app.embedding.factory import EmbedderPool
-from app.services import graph
-from app.services.collection import DB_FILE, Collection
-from app.services.models import CollectionConfig
 from app.storage.lockfile import DataDirLock
 
 log = logging.getLogger(__name__)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def check_name(name: str) -> str:
@@ -33,8 +39,11 @@ def check_name(name: str) -> str:
 
 
 class CollectionRegistry:
-    def __init__(self, settings: Settings) -> None:
+    """Owns every open collection of a data directory; `parts` are attached to each collection it opens."""
+
+    def __init__(self, settings: Settings, parts: Sequence[PartFactory] = ()) -> None:
         self.settings = settings
+        self.parts = tuple(parts)
         self.root = Path(settings.data_dir)
         self._lock = DataDirLock(self.root)
         self._collections: dict[str, Collection] = {}
@@ -50,21 +59,20 @@ class CollectionRegistry:
     def open(self) -> None:
         """Lock the data directory and open every collection in it; one broken one spoils no other."""
         self._lock.acquire()
-        for trash in [*self.root.glob(".trash-*"), *self.root.glob(".incoming-*")]:
+        for trash in [*self.root.glob(f"{TRASH_PREFIX}*"), *self.root.glob(f"{INCOMING_PREFIX}*")]:
             shutil.rmtree(trash, ignore_errors=True)
         self._finish_interrupted_restores()
-        # Only names a collection may have: hidden folders (.snapshots, a restore's leftovers) are not collections.
-        for folder in sorted(p for p in self.root.iterdir() if NAME_RE.fullmatch(p.name) and (p / DB_FILE).exists()):
+        for folder in sorted(p for p in self.root.iterdir() if is_collection(p)):
             try:
-                self._collections[folder.name] = Collection.open(folder, self.settings, self.embedders)
+                self._collections[folder.name] = self._open(folder)
             except Exception as err:  # keep serving the others; the error is on /readyz and in the log
                 log.exception("collection %s could not be opened", folder.name)
                 self.failed[folder.name] = str(err)
 
     def _finish_interrupted_restores(self) -> None:
         """A restore cut short by a crash: keep the restored folder if it was moved in whole, else put the old back."""
-        for aside in self.root.glob(".restoring-*"):
-            folder = self.root / aside.name.removeprefix(".restoring-")
+        for aside in self.root.glob(f"{RESTORING_PREFIX}*"):
+            folder = self.root / aside.name.removeprefix(RESTORING_PREFIX)
             if (folder / DB_FILE).exists():
                 shutil.rmtree(aside, ignore_errors=True)
             else:
@@ -95,7 +103,7 @@ class CollectionRegistry:
             folder = self.root / config.name
             if config.name in self._collections or folder.exists():
                 raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
-            collection = Collection.create(folder, config, self.settings, embedder)
+            collection = Collection.create(folder, config, self.settings, embedder, self.parts)
             self._collections[config.name] = collection
             return collection
 
@@ -114,7 +122,7 @@ class CollectionRegistry:
             del self._collections[name]
             collection.close(checkpoint=False)
             # Rename first so a crash mid-delete never leaves a half collection that looks whole.
-            trash = self.root / f".trash-{uuid.uuid4().hex}"
+            trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}"
             collection.folder.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
 
@@ -127,7 +135,7 @@ class CollectionRegistry:
         check_name(name)
         with self._mutex:
             folder = self.root / name
-            aside = self.root / f".restoring-{name}"
+            aside = self.root / f"{RESTORING_PREFIX}{name}"
             old = self._collections.pop(name, None)
             if old is not None:
                 old.close(checkpoint=False)  # its checkpoint on disk stays valid for a rollback
@@ -136,24 +144,27 @@ class CollectionRegistry:
                 folder.rename(aside)
             try:
                 incoming.rename(folder)
-                collection = Collection.open(folder, self.settings, self.embedders)
+                collection = self._open(folder)
             except BaseException:
                 if folder.exists():
-                    folder.rename(self.root / f".trash-{uuid.uuid4().hex}")
+                    folder.rename(self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}")
                 if had_folder:
                     aside.rename(folder)
                     if old is not None:
-                        self._collections[name] = Collection.open(folder, self.settings, self.embedders)
+                        self._collections[name] = self._open(folder)
                 raise
             self._collections[name] = collection
             self.failed.pop(name, None)
             shutil.rmtree(aside, ignore_errors=True)
             return collection
 
+    def _open(self, folder: Path) -> Collection:
+        return Collection.open(folder, self.settings, self.embedders, self.parts)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
-        return all(graph.wait(c, timeout) for c in list(self._collections.values()))
+        return all(c.graph.wait(timeout) for c in list(self._collections.values()))
 
     def readiness(self) -> dict[str, str]:
-        states = {name: c.graph_state for name, c in self._collections.items()}
+        states = {name: c.graph.state for name, c in self._collections.items()}
         states.update({name: "failed" for name in self.failed})
         return states

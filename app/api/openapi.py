@@ -1,0 +1,48 @@
+"""Request bodies that routes parse themselves (pydantic's JSON parser), still documented in the OpenAPI page."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+_REF = "#/components/schemas/{model}"
+_DOCUMENTED: list[type[BaseModel]] = []  # every model named by json_body, added to the page's components
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its body with `parse_body`: the page shows `model` as the body."""
+    _DOCUMENTED.append(model)
+    schema = {"$ref": _REF.format(model=model.__name__)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def parse_body(model: type[M], raw: bytes) -> M:
+    """Validate straight from the JSON bytes: pydantic's own parser is several times faster than
+    json.loads followed by validation, which is what FastAPI does for a declared body.
+    """
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
+
+
+def install_documented_bodies(app: FastAPI) -> None:
+    """Add the models named by json_body (and the models they use) to the OpenAPI components."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = default()  # FastAPI caches it in app.openapi_schema: extended once, served from then on
+        components = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in _DOCUMENTED:
+            schema = model.model_json_schema(ref_template=_REF)
+            components.update(schema.pop("$defs", {}))
+            components.setdefault(model.__name__, schema)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

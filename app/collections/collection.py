@@ -1,0 +1,337 @@
+"""Collection: one collection's points, durable in SQLite and searchable in memory; it owns the state and locks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+
+from app.collections.graph import GraphManager
+from app.collections.ingest import PointInput, embed_items, vectors_of
+from app.collections.layout import DB_FILE
+from app.collections.models import CollectionConfig, Page, Point, PointId, Source
+from app.collections.points import PointTable
+from app.collections.rwlock import RWLock
+from app.collections.view import EventRow, Part, ReadView, WouldBlock, prepare_vectors
+from app.core.config import Settings
+from app.core.errors import CollectionNotFound, InvalidInput, PointNotFound
+from app.embedding.base import Embedder, Modality
+from app.embedding.factory import EmbedderPool
+from app.storage.sqlite_store import PointStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PartFactory = Callable[["Collection"], Part]  # builds a part for a collection that has just opened
+
+
+def _encode_payload(pid: PointId, payload: dict[str, Any] | None) -> bytes | None:
+    if payload is None:
+        return None
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError as err:  # integers past 64 bits, nesting past 254 levels
+        raise InvalidInput(f"point {pid!r}: payload cannot be stored: {err}", id=pid) from None
+
+
+class Collection:
+    """Readers share the in-memory state; a writer commits to SQLite first, then swaps memory under
+    the write lock, so a reader sees a batch entirely or not at all and an acknowledged write is on disk.
+
+    Two locks: the write mutex serialises writers (their commit included) and anything that needs the
+    collection at rest (checkpoints, backups, tune's ground truth); the reader/writer lock is held by
+    readers and, briefly, by a writer swapping memory. So a long quiesced read holds writers back
+    without holding back readers.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: CollectionConfig,
+        store: PointStore,
+        settings: Settings,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self._folder, self._config, self._store, self._settings = folder, config, store, settings
+        self.embedder = embedder
+        self._rw = RWLock()
+        self._write_mutex = threading.Lock()
+        self._table = PointTable(config.dim, config.metric, config.payload_indexes)
+        self.graph = GraphManager(folder, config, settings, store, self._table, self._rw, self._write_mutex)
+        self._parts: dict[type, Part] = {}
+        self.closed = False
+
+    # ---- identity (the Catalog protocol) -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._config.name
+
+    @property
+    def config(self) -> CollectionConfig:
+        return self._config
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    @property
+    def count(self) -> int:
+        return self._table.count
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last write batch applied."""
+        return self._store.seq
+
+    # ---- life cycle -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        folder: Path,
+        config: CollectionConfig,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        parts: Sequence[PartFactory] = (),
+    ) -> Collection:
+        folder.mkdir(parents=True)
+        store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
+        store.set_meta("config", config.to_json())
+        collection = cls(folder, config, store, settings, embedder)
+        collection._start(np.zeros(0, np.int64), parts)
+        return collection
+
+    @classmethod
+    def open(
+        cls, folder: Path, settings: Settings, embedders: EmbedderPool, parts: Sequence[PartFactory] = ()
+    ) -> Collection:
+        store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
+        try:
+            config = CollectionConfig(**store.get_meta("config"))
+            embedder = embedders.get(config.embedder) if config.embedder else None
+            collection = cls(folder, config, store, settings, embedder)
+            seq_of_slot = collection._table.load(store.points())
+        except BaseException:
+            store.close()
+            raise
+        collection._start(seq_of_slot, parts)
+        return collection
+
+    def _start(self, seq_of_slot: np.ndarray, parts: Sequence[PartFactory]) -> None:
+        try:
+            for make in parts:  # before the graph: a part may read every point (personalization replays events)
+                part = make(self)
+                self._parts[type(part)] = part
+        except BaseException:
+            self.close(checkpoint=False)
+            raise
+        self.graph.start(seq_of_slot)
+
+    def part(self, kind: type[T]) -> T:
+        """The part of this kind that the registry attached (personalization, a recall monitor)."""
+        found = self.find_part(kind)
+        if found is None:
+            raise LookupError(f"collection '{self.name}' has no {kind.__name__}")
+        return found
+
+    def find_part(self, kind: type[T]) -> T | None:
+        return self._parts.get(kind)  # type: ignore[return-value]
+
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Checkpoint what the graph holds, stop every thread, release the database. Later calls see a 404."""
+        with self._write_mutex:
+            if self.closed:
+                return
+            if checkpoint and self.graph.changed:  # a graph still building is not waited for
+                self.graph.checkpoint()
+            self.graph.stop()
+            with self._rw.write():
+                self.closed = True
+            self._store.close()
+        self.graph.join()
+        for part in self._parts.values():
+            part.close()
+
+    def backup(self, dest: Path) -> tuple[int, int, CollectionConfig]:
+        """Copy the database to `dest` as of one batch boundary; returns (seq, count, config) it holds."""
+        with self.quiesced() as view:
+            self._store.backup(dest)
+            return view.seq, view.count, view.config
+
+    # ---- views ------------------------------------------------------------------------------
+    def _view(self) -> ReadView:
+        if self.closed:
+            raise CollectionNotFound(f"collection '{self.name}' was dropped", name=self.name)
+        return ReadView(self._config, self._settings, self._table, self.graph.reader, self._store.seq)
+
+    @contextmanager
+    def reading(self) -> Iterator[ReadView]:
+        with self._rw.read():
+            yield self._view()
+
+    @contextmanager
+    def try_reading(self) -> Iterator[ReadView]:
+        """A read view without waiting; raises WouldBlock when a writer holds or awaits the lock."""
+        if not self._rw.acquire_read(blocking=False):
+            raise WouldBlock
+        try:
+            yield self._view()
+        finally:
+            self._rw.release_read()
+
+    @contextmanager
+    def quiesced(self) -> Iterator[ReadView]:
+        with self._write_mutex:
+            yield self._view()
+
+    # ---- writes -----------------------------------------------------------------------------
+    def set_default_ef(self, ef: int) -> None:
+        """The beam width searches use when they name none; kept in the stored config."""
+        with self._write_mutex:
+            self._view()  # 404 once dropped
+            config = replace(self._config, ef=ef)
+            self._store.set_meta("config", config.to_json())
+            with self._rw.write():
+                self._config = config
+                self.graph.set_ef(config)
+
+    def upsert(
+        self,
+        ids: list[PointId],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any] | None],
+        sources: list[Source | None] | None = None,
+    ) -> int:
+        """Insert or replace points; all or nothing. Returns the batch's sequence number.
+
+        `sources` (what each point was embedded from) is kept only if the collection is configured
+        to keep it; a point upserted without one loses the one it had.
+        """
+        vectors = prepare_vectors(self._config, vectors, expected=len(ids))
+        for i, payload in enumerate(payloads):
+            try:
+                self._table.payload_index.check(payload)
+            except InvalidInput as err:
+                raise InvalidInput(f"point {ids[i]!r}: {err.message}", id=ids[i]) from None
+        last = {pid: i for i, pid in enumerate(ids)}  # a repeated id: the last one wins
+        order = list(last.values())
+        ids = [ids[i] for i in order]
+        vectors = vectors[order]
+        payload_json = [_encode_payload(ids[n], payloads[i]) for n, i in enumerate(order)]
+        id_json = [orjson.dumps(pid).decode() for pid in ids]
+        kept = None
+        if self._config.store_source:
+            given = sources or [None] * len(payloads)
+            kept = [None if given[i] is None else (key, *given[i]) for key, i in zip(id_json, order, strict=True)]
+        with self._write_mutex:
+            self._view()
+            slots, reused = self._table.assign_slots(ids)
+            rows = [
+                (key, slot, vec.tobytes(), None if p is None else p.decode())
+                for key, slot, vec, p in zip(id_json, slots.tolist(), vectors, payload_json, strict=True)
+            ]
+            seq = self._store.write_batch(rows, [], kept)
+            with self._rw.write():
+                self._table.upsert(ids, slots, vectors, payload_json, [payloads[i] for i in order], reused)
+                self.graph.apply(slots, vectors)
+            self.graph.note_changes(len(ids))
+        return seq
+
+    def upsert_inputs(self, points: list[PointInput]) -> int:
+        """Upsert points given as vectors, texts, sequences or images: the embedding happens here, off the loop."""
+        vectors, sources = vectors_of(self.embedder, self.name, self._config.dim, points)
+        payloads = [p.payload for p in points]
+        return self.upsert([p.id for p in points], vectors, payloads, sources if self._config.store_source else None)
+
+    def delete(self, ids: list[PointId]) -> tuple[int, int]:
+        """Delete the given ids (unknown ones are skipped). Returns (deleted count, sequence number)."""
+        with self._write_mutex:
+            self._view()
+            slot_of = self._table.slot_of
+            found = [(pid, slot_of[pid]) for pid in dict.fromkeys(ids) if pid in slot_of]
+            if not found:
+                return 0, self._store.seq
+            seq = self._store.write_batch([], [(orjson.dumps(pid).decode(), slot) for pid, slot in found])
+            with self._rw.write():
+                slots = self._table.delete(found)
+                self.graph.apply(slots, None)
+            self.graph.note_changes(len(found))
+        return len(found), seq
+
+    def delete_by_filter(self, flt: dict[str, Any]) -> tuple[int, int]:
+        with self.reading() as view:
+            ids = view.ids(np.flatnonzero(view.mask(flt)).tolist())
+        return self.delete(ids)
+
+    def embed(self, modality: Modality, items: list[Any], ids: list[PointId] | None = None) -> np.ndarray:
+        """Vectors for texts, images or sequences by the collection's embedder; a bad item fails the call."""
+        return embed_items(self.embedder, self.name, modality, items, ids)
+
+    # ---- events (personalization's log, kept in the same database) ------------------------------------
+    def stored_events(self) -> Iterator[list[EventRow]]:
+        return self._store.events()
+
+    def add_events(self, rows: list[EventRow]) -> list[bool]:
+        """Store events durably; True for each one that was new."""
+        return self._store.add_events(rows)
+
+    # ---- reads ------------------------------------------------------------------------------
+    def get(
+        self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False, with_source: bool = False
+    ) -> list[Point]:
+        with self.reading() as view:
+            missing = [pid for pid in ids if pid not in view]
+            if missing:
+                raise PointNotFound(f"{len(missing)} point(s) not found", missing=missing[:20])
+            slots = [view.slot_of(pid) for pid in ids]
+            points = view.points(slots, with_payload=with_payload, with_vector=with_vector)  # type: ignore[arg-type]
+            return self._with_sources(points) if with_source else points
+
+    def count_matching(self, flt: dict[str, Any] | None) -> int:
+        with self.reading() as view:
+            return view.count if not flt else int(np.count_nonzero(view.mask(flt)))
+
+    def scroll(
+        self,
+        flt: dict[str, Any] | None,
+        limit: int,
+        offset: int | None,
+        *,
+        with_payload: bool,
+        with_vector: bool,
+        with_source: bool = False,
+    ) -> Page:
+        """Points in slot order from `offset` on; `next_offset` continues where this page stopped."""
+        with self.reading() as view:
+            mask = view.mask(flt)
+            slots = np.flatnonzero(mask[offset or 0 :]) + (offset or 0)
+            page = slots[: limit + 1].tolist()
+            next_offset = page.pop() if len(page) > limit else None
+            points = view.points(page, with_payload=with_payload, with_vector=with_vector)
+            return Page(self._with_sources(points) if with_source else points, next_offset)
+
+    def _with_sources(self, points: list[Point]) -> list[Point]:
+        """Sources live only in SQLite (they can be large images): read them for this page alone."""
+        keys = [orjson.dumps(p.id).decode() for p in points]
+        found = self._store.sources(keys)
+        return [replace(p, source=found.get(key)) for p, key in zip(points, keys, strict=True)]
+
+    def info(self) -> dict[str, Any]:
+        with self.reading() as view:
+            return {
+                **view.config.to_json(),
+                "count": view.count,
+                "indexed_count": self.graph.live_count,
+                "index_state": self.graph.state,
+                "memory_bytes": self._table.nbytes + self.graph.nbytes,
+                "seq": view.seq,
+            }

@@ -1,0 +1,230 @@
+"""GraphManager: a collection's HNSW graph — loaded or built in the background, kept level, checkpointed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from app.collections.models import CollectionConfig
+from app.collections.points import PointTable
+from app.collections.rwlock import RWLock
+from app.core.config import Settings
+from app.index.hnsw import HnswIndex
+from app.storage.checkpoint import CorruptCheckpoint, read_checkpoint, write_checkpoint
+from app.storage.sqlite_store import PointStore
+
+log = logging.getLogger(__name__)
+BUILD_CHUNK = 10_000  # points per add_items call while building: memory stays flat, a close can cut in between
+
+
+class GraphManager:
+    """Owns the graph's state (`building` → `ready`, or `failed`) and its two threads.
+
+    The builder thread loads the newest checkpoint (or builds from the points) and replays what was
+    written meanwhile; until it installs the graph, writes only note their slots in `pending` and the
+    planner answers exactly. One long-lived checkpointer thread saves the graph when enough points
+    changed. Both are started by `start` and stopped by `stop` + `join`, which the collection calls.
+
+    Locks are the collection's: writes reach the graph under its write lock; installing the graph and
+    checkpointing hold its write mutex, so the graph they see cannot change while readers go on.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: CollectionConfig,
+        settings: Settings,
+        store: PointStore,
+        table: PointTable,
+        rw: RWLock,
+        write_mutex: threading.Lock,
+    ) -> None:
+        self._folder, self.config, self._settings, self._store, self._table = folder, config, settings, store, table
+        self._rw, self._write_mutex = rw, write_mutex
+        self.index: HnswIndex | None = None
+        self.pending: set[int] | None = set()  # slots written while the graph was being built
+        self.state = "building"
+        self.failures: Counter[str] = Counter()  # by task: build, checkpoint (on /metrics)
+        self._changes = 0  # points changed since the last checkpoint; only touched under the write mutex
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- life cycle -------------------------------------------------------------------------
+    def start(self, seq_of_slot: np.ndarray) -> None:
+        """Start the builder and the checkpointer; until the graph is installed the planner answers exactly."""
+        name = self.config.name
+        self._threads = [
+            threading.Thread(target=self._bring_up, args=(seq_of_slot,), name=f"graph-{name}", daemon=True),
+            threading.Thread(target=self._checkpointer, name=f"checkpoint-{name}", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Tell both threads to finish (call under the write mutex, so no install or checkpoint follows)."""
+        self._stopping.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the graph is up (or failed); False when `timeout` ran out first."""
+        if self._threads:
+            self._threads[0].join(timeout)
+        return self.state != "building"
+
+    # ---- reads and writes (the caller holds the collection's locks) --------------------------------
+    @property
+    def reader(self) -> HnswIndex | None:
+        """The graph when it is installed and level with the points, else None."""
+        return self.index if self.pending is None else None
+
+    def apply(self, slots: np.ndarray, vectors: np.ndarray | None) -> None:
+        """Bring a write into the graph (write lock held): upsert `vectors` at `slots`, or delete them when None."""
+        if self.pending is not None:  # the builder replays these when it installs the graph
+            self.pending.update(slots.tolist())
+        elif self.index is not None:
+            self.index.upsert(slots, vectors) if vectors is not None else self.index.delete(slots)
+
+    def note_changes(self, changed: int) -> None:
+        """Count changed points (write mutex held); wake the checkpointer once enough have changed."""
+        self._changes += changed
+        if self._changes >= self._settings.checkpoint_every and self.state == "ready":
+            self._wake.set()
+
+    def set_ef(self, config: CollectionConfig) -> None:
+        self.config = config
+        if self.index is not None:
+            self.index.ef = config.ef
+
+    @property
+    def changed(self) -> bool:
+        return self._changes > 0
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Save the graph so that a restart loads it (write mutex held: writers wait, readers go on)."""
+        index = self.reader
+        if index is None:
+            return
+        seq = self._store.seq
+        cfg = self.config
+        info = {
+            "dim": cfg.dim,
+            "metric": cfg.metric,
+            "m": cfg.m,
+            "ef_construction": cfg.ef_construction,
+            "count": index.live_count,
+            "deleted": index.deleted_slots(),
+        }
+        write_checkpoint(self._folder, seq, index.save, info)
+        self._changes = 0
+        self._store.prune_tombstones(seq)
+
+    def _checkpointer(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                with self._write_mutex:
+                    if not self._stopping.is_set():
+                        self.checkpoint()
+            except Exception:  # counted and logged; the next wake tries again
+                self.failures["checkpoint"] += 1
+                log.exception("collection %s: checkpoint failed", self.config.name)
+
+    # ---- bringing the graph up ----------------------------------------------------------------
+    def _params(self) -> dict[str, int]:
+        cfg = self.config
+        return {
+            "m": cfg.m,
+            "ef_construction": cfg.ef_construction,
+            "ef": cfg.ef,
+            "threads": self._settings.index_threads,
+        }
+
+    def _bring_up(self, seq_of_slot: np.ndarray) -> None:
+        name = self.config.name
+        try:
+            index, replay = self._from_checkpoint(seq_of_slot)
+            loaded = index is not None
+            if index is None:
+                index, replay = self._build(), set()
+            with self._write_mutex, self._rw.write():
+                if self._stopping.is_set() or self.pending is None:
+                    return
+                self._replay(index, replay | self.pending)
+                self.index, self.pending, self.state = index, None, "ready"
+            log.info(
+                "collection %s: graph ready, %d points, %s",
+                name,
+                index.live_count,
+                "loaded from its checkpoint" if loaded else "built from the database",
+            )
+            if (not loaded and index.live_count > 0) or len(replay) >= self._settings.checkpoint_every:
+                self._wake.set()  # so the next start loads instead of rebuilding
+        except Exception:
+            self.failures["build"] += 1
+            log.exception("collection %s: graph could not be built; exact search only", name)
+            self.state = "failed"
+
+    def _from_checkpoint(self, seq_of_slot: np.ndarray) -> tuple[HnswIndex | None, set[int]]:
+        name, cfg = self.config.name, self.config
+        try:
+            found = read_checkpoint(self._folder)
+        except CorruptCheckpoint as err:
+            log.warning("collection %s: %s; rebuilding the graph from the database", name, err)
+            return None, set()
+        if found is None:
+            return None, set()
+        path, manifest = found
+        if (manifest.get("dim"), manifest.get("metric"), manifest.get("m")) != (cfg.dim, cfg.metric, cfg.m):
+            log.warning("collection %s: checkpoint parameters differ from the collection's; rebuilding", name)
+            return None, set()
+        index = HnswIndex.load(path, cfg.dim, cfg.metric, deleted=manifest["deleted"], **self._params())
+        covered = int(manifest["seq"])
+        replay = set(np.flatnonzero(seq_of_slot > covered).tolist()) | set(self._store.tombstones_after(covered))
+        return index, replay
+
+    def _build(self) -> HnswIndex:
+        exact = self._table.exact
+        with self._rw.read():  # a snapshot; writes after it land in `pending` and are replayed
+            slots = np.flatnonzero(exact.alive)
+            vectors = exact.vectors(slots)
+        cfg = self.config
+        index = HnswIndex(cfg.dim, cfg.metric, capacity=max(1024, len(exact.alive)), **self._params())
+        for start_at in range(0, len(slots), BUILD_CHUNK):
+            if self._stopping.is_set():
+                break
+            index.upsert(slots[start_at : start_at + BUILD_CHUNK], vectors[start_at : start_at + BUILD_CHUNK])
+        return index
+
+    def _replay(self, index: HnswIndex, slots: set[int]) -> None:
+        """Bring the graph level with the points for the slots written after its snapshot (write lock held)."""
+        if not slots:
+            return
+        exact = self._table.exact
+        touched = np.fromiter(slots, np.int64, len(slots))
+        alive = np.zeros(len(touched), bool)
+        inside = touched < exact.size
+        alive[inside] = exact.alive[touched[inside]]
+        index.delete(touched[~alive])
+        index.upsert(touched[alive], exact.vectors(touched[alive]))
+
+    @property
+    def live_count(self) -> int:
+        return self.index.live_count if self.reader is not None else 0  # type: ignore[union-attr]
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes if self.index is not None else 0

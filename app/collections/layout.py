@@ -1,0 +1,23 @@
+"""Every file and folder name of a data directory and of a collection folder, spelled once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DB_FILE = "points.db"  # the collection's SQLite database: points, payloads, sources, events
+RANKER_FILE = "ranker.json"  # the trained ranker (trained from the events, so not derivable on open)
+SNAPSHOTS_DIR = ".snapshots"  # beside the collections, so dropping or restoring one keeps its snapshots
+TRASH_PREFIX = ".trash-"  # a folder being deleted; removed on start
+INCOMING_PREFIX = ".incoming-"  # a snapshot being unpacked; removed on start
+RESTORING_PREFIX = ".restoring-"  # the old folder set aside by a restore; settled on start
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a plain folder name: nothing reaches outside
+
+
+def is_collection(folder: Path) -> bool:
+    """A folder holding a collection: hidden ones (snapshots, a restore's leftovers) never are."""
+    return bool(NAME_RE.fullmatch(folder.name)) and (folder / DB_FILE).exists()
+
+
+def snapshots_of(root: Path, name: str) -> Path:
+    return root / SNAPSHOTS_DIR / name

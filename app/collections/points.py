@@ -1,0 +1,126 @@
+"""PointTable: ids ↔ slots, payloads, the exact-search matrix and the payload indexes of one collection (no locks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.collections.models import Point, PointId
+from app.index.base import Metric
+from app.index.exact import ExactIndex
+from app.index.payload import FieldType, PayloadIndex
+from app.storage.sqlite_store import StoredPoint
+
+
+class PointTable:
+    """Slot i holds one point: its id, payload JSON, vector and indexed payload fields.
+
+    Deleted slots are reused by later inserts (so graph nodes are reused too). The owner serialises
+    writes and guards reads; nothing here locks.
+    """
+
+    def __init__(self, dim: int, metric: Metric, schema: dict[str, FieldType]) -> None:
+        self.ids: list[PointId | None] = []  # slot → external id
+        self.slot_of: dict[PointId, int] = {}
+        self.payloads: list[bytes | None] = []
+        self.free: list[int] = []  # freed slots, the next one to reuse last
+        self.exact = ExactIndex(dim, metric)
+        self.payload_index = PayloadIndex(schema)
+
+    @property
+    def count(self) -> int:
+        return len(self.slot_of)
+
+    @property
+    def size(self) -> int:
+        """Slots in use or freed: every slot number is below this."""
+        return self.exact.size
+
+    def load(self, rows: list[StoredPoint]) -> np.ndarray:
+        """Fill from the stored rows (in slot order); returns each slot's write sequence number."""
+        size = rows[-1].slot + 1 if rows else 0
+        self.ids = [None] * size
+        self.payloads = [None] * size
+        seq_of_slot = np.zeros(size, np.int64)
+        for row in rows:
+            pid = orjson.loads(row.id_json)
+            self.ids[row.slot], self.slot_of[pid] = pid, row.slot
+            self.payloads[row.slot] = None if row.payload is None else row.payload.encode()
+            seq_of_slot[row.slot] = row.seq
+            if row.payload is not None:
+                self.payload_index.set(row.slot, orjson.loads(row.payload))
+        if rows:
+            slots = np.fromiter((r.slot for r in rows), np.int64, len(rows))
+            vectors = np.frombuffer(b"".join(r.vector for r in rows), np.float32).reshape(len(rows), -1)
+            self.exact.upsert(slots, vectors)
+        self.free = sorted(set(range(size)) - set(self.slot_of.values()), reverse=True)
+        return seq_of_slot
+
+    def assign_slots(self, ids: list[PointId]) -> tuple[np.ndarray, int]:
+        """Existing ids keep their slot; new ones take freed slots first (reusing graph nodes).
+
+        Returns the slots and how many came off the end of the free stack; nothing changes yet,
+        because the batch may still fail to commit.
+        """
+        reused, next_new = 0, len(self.ids)
+        slots = []
+        for pid in ids:
+            slot = self.slot_of.get(pid)
+            if slot is None:
+                if reused < len(self.free):
+                    reused += 1
+                    slot = self.free[-reused]
+                else:
+                    slot, next_new = next_new, next_new + 1
+            slots.append(slot)
+        return np.asarray(slots, dtype=np.int64), reused
+
+    def upsert(
+        self,
+        ids: list[PointId],
+        slots: np.ndarray,
+        vectors: np.ndarray,
+        payload_json: list[bytes | None],
+        payloads: list[dict[str, Any] | None],
+        reused: int,
+    ) -> None:
+        for pid, slot, raw, payload in zip(ids, slots.tolist(), payload_json, payloads, strict=True):
+            if slot == len(self.ids):
+                self.ids.append(None)
+                self.payloads.append(None)
+            self.ids[slot], self.slot_of[pid], self.payloads[slot] = pid, slot, raw
+            self.payload_index.set(slot, payload)
+        del self.free[len(self.free) - reused :]
+        self.exact.upsert(slots, vectors)
+
+    def delete(self, found: list[tuple[PointId, int]]) -> np.ndarray:
+        """Forget the given (id, slot) pairs; returns their slots."""
+        slots = np.fromiter((s for _, s in found), np.int64, len(found))
+        for pid, slot in found:
+            del self.slot_of[pid]
+            self.ids[slot] = self.payloads[slot] = None
+            self.payload_index.remove(slot)
+        self.free.extend(sorted(slots.tolist(), reverse=True))
+        self.exact.delete(slots)
+        return slots
+
+    def mask(self, flt: dict[str, Any]) -> np.ndarray:
+        """One bool per slot: alive and matching the filter."""
+        return self.payload_index.mask(flt, self.exact.size) & self.exact.alive
+
+    def points(self, slots: list[int], with_payload: bool, with_vector: bool) -> list[Point]:
+        vectors = self.exact.vectors(np.asarray(slots, np.int64)) if with_vector else None
+        return [
+            Point(
+                self.ids[slot],  # type: ignore[arg-type]
+                self.payloads[slot] if with_payload else None,
+                None if vectors is None else vectors[i],
+            )
+            for i, slot in enumerate(slots)
+        ]
+
+    @property
+    def nbytes(self) -> int:
+        return self.exact.nbytes + sum(len(p) for p in self.payloads if p)

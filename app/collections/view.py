@@ -1,0 +1,161 @@
+"""The interfaces the layers above use: ReadView (one consistent read of a collection) and Catalog.
+
+Search, recall, tune, recommendations and personalization talk to a collection only through these,
+never through its fields or locks, so a sharded collection can stand in by implementing the same two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from app.collections.models import CollectionConfig, Point, PointId
+from app.collections.points import PointTable
+from app.core.config import Settings
+from app.core.errors import DimensionMismatch, InvalidVector
+from app.embedding.base import Modality
+from app.index.base import prepare
+from app.index.hnsw import HnswIndex
+
+T = TypeVar("T")
+EventRow = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
+
+
+class WouldBlock(Exception):
+    """A non-blocking read found a writer in the way; retry off the event loop."""
+
+
+def prepare_vectors(config: CollectionConfig, vectors: np.ndarray, expected: int) -> np.ndarray:
+    """Check shape and values against the collection and normalise for its metric; 400s for bad vectors."""
+    if vectors.ndim != 2 or vectors.shape[1] != config.dim or len(vectors) != expected:
+        got = vectors.shape[-1] if vectors.ndim == 2 and len(vectors) == expected else None
+        raise DimensionMismatch(
+            f"collection '{config.name}' holds {config.dim}-dimensional vectors"
+            + (f", got {got}" if got is not None else f", got {vectors.size} numbers for {expected} vector(s)"),
+            expected=config.dim,
+            got=got,
+        )
+    if not np.isfinite(vectors).all():
+        bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+        raise InvalidVector(f"vector #{bad} contains NaN or infinity", index=bad)
+    if config.metric == "cosine" and not np.linalg.norm(vectors, axis=1).all():
+        bad = int(np.flatnonzero(np.linalg.norm(vectors, axis=1) == 0)[0])
+        raise InvalidVector(f"vector #{bad} is all zeros: a cosine collection cannot rank it", index=bad)
+    return prepare(vectors, config.metric)
+
+
+class ReadView:
+    """What a reader may see of a collection while it holds a read (or quiesced) view: nothing changes under it.
+
+    Points are addressed by slot (an int per live point, stable while the view is held). `graph` is the
+    HNSW index when it is ready, else None (the planner then answers exactly). Valid only inside its `with`.
+    """
+
+    def __init__(
+        self, config: CollectionConfig, settings: Settings, table: PointTable, graph: HnswIndex | None, seq: int
+    ) -> None:
+        self.config, self.settings, self.graph, self.seq = config, settings, graph, seq
+        self._table = table
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def count(self) -> int:
+        return self._table.count
+
+    def slot_of(self, pid: PointId) -> int | None:
+        return self._table.slot_of.get(pid)
+
+    def __contains__(self, pid: PointId) -> bool:
+        return pid in self._table.slot_of
+
+    def live_slots(self) -> np.ndarray:
+        return np.fromiter(self._table.slot_of.values(), np.int64, self._table.count)
+
+    def ids(self, slots: list[int]) -> list[PointId]:
+        ids = self._table.ids
+        return [ids[s] for s in slots]  # type: ignore[misc]
+
+    def payloads(self, slots: list[int]) -> list[bytes | None]:
+        payloads = self._table.payloads
+        return [payloads[s] for s in slots]
+
+    def vectors(self, slots: np.ndarray) -> np.ndarray:
+        """Stored vectors of the slots, as prepared for the metric (unit length for cosine)."""
+        return self._table.exact.vectors(np.asarray(slots, np.int64))
+
+    def points(self, slots: list[int], *, with_payload: bool, with_vector: bool) -> list[Point]:
+        return self._table.points(slots, with_payload, with_vector)
+
+    def mask(self, flt: dict[str, Any] | None) -> np.ndarray:
+        """One bool per slot: a live point matching the filter (every live point without one)."""
+        return self._table.mask(flt) if flt else self._table.exact.alive.copy()
+
+    def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
+        """A keyword-indexed field's values at the slots; None when the field has no keyword index."""
+        return self._table.payload_index.keywords(key, slots)
+
+    def numbers(self, key: str, slots: np.ndarray) -> np.ndarray | None:
+        """A numeric-indexed field's values at the slots (NaN where absent); None without such an index."""
+        return self._table.payload_index.numbers(key, slots)
+
+    def exact_search(
+        self, vectors: np.ndarray, k: int, candidates: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, scores) of the k best among `candidates` (every live point when None), best first."""
+        return self._table.exact.search(vectors, k, candidates)
+
+    def check_vectors(self, vectors: np.ndarray, expected: int) -> np.ndarray:
+        return prepare_vectors(self.config, vectors, expected)
+
+
+class Part(Protocol):
+    """Something an upper layer keeps per collection (a recall monitor, personalization); closed with it."""
+
+    def close(self) -> None: ...
+
+
+class Catalog(Protocol):
+    """A collection as the layers above see it: a name, a config, views, and the few writes they make."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> CollectionConfig: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def folder(self) -> Path: ...
+
+    def reading(self) -> AbstractContextManager[ReadView]:
+        """A read view: writers wait for it, and it waits for a writer already queued (short reads)."""
+        ...
+
+    def try_reading(self) -> AbstractContextManager[ReadView]:
+        """A read view at once, or WouldBlock when a writer holds or awaits the lock."""
+        ...
+
+    def quiesced(self) -> AbstractContextManager[ReadView]:
+        """A view of a collection at rest: writers wait, other readers go on (long reads)."""
+        ...
+
+    def embed(self, modality: Modality, items: list[Any], ids: list[PointId] | None = None) -> np.ndarray: ...
+
+    def set_default_ef(self, ef: int) -> None: ...
+
+    def part(self, kind: type[T]) -> T: ...
+
+    def find_part(self, kind: type[T]) -> T | None: ...
+
+    def stored_events(self) -> Iterator[list[EventRow]]: ...
+
+    def add_events(self, rows: list[EventRow]) -> list[bool]: ...

@@ -1,0 +1,1 @@
+"""Personalization: interaction events, user profiles, recommendations for a user, the trained ranker."""

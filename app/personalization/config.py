@@ -1,0 +1,31 @@
+"""How events shape user profiles and popularity: event types and their weights, defined once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_TYPES = ("view", "click", "cart", "purchase", "rating")
+DEFAULT_WEIGHTS = {"view": 0.2, "click": 1.0, "cart": 2.0, "purchase": 4.0, "rating": 2.0}
+DEFAULT_HALF_LIFE_DAYS = 30.0  # an interaction this old counts half as much as one just now
+DEFAULT_CATEGORY_FIELD = "category"
+DEFAULT_PRICE_FIELD = "price"
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+    category_field: str | None = DEFAULT_CATEGORY_FIELD  # a keyword payload index: category affinity
+    price_field: str | None = DEFAULT_PRICE_FIELD  # a float/integer payload index: price against the usual
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> RecommendConfig:
+        """From a collection config's `recommendation` (empty for collections made before it: defaults)."""
+        return cls(**stored)
+
+    def weight(self, event_type: str, value: float) -> float:
+        """A rating of 5 pulls as hard as weights["rating"], 3 not at all, 1 pushes away."""
+        if event_type == "rating":
+            return self.weights["rating"] * (value - 3.0) / 2.0
+        return self.weights[event_type]

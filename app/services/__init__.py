@@ -1,1 +1,0 @@
-"""Collections and their registry: where storage, indexes and the planner meet."""

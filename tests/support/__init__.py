@@ -1,0 +1,1 @@
+"""Test data generators, shared by the tests and the benchmarks."""
