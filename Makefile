@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-docker lint bench clean
+.PHONY: run test test-fast test-docker lint bench clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,9 @@ lint: $(STAMP)
 
 test: lint  ## the whole suite: lint, layer rules, unit, API and end-to-end tests
 	$(BIN)/pytest -q
+
+test-fast: $(STAMP)  ## unit and API tests only (no real server processes, nothing marked slow): about 30 s
+	$(BIN)/pytest -q -m "not e2e and not slow" --ignore=tests/docker
 
 test-docker: $(STAMP)  ## build the image, docker compose up, talk to it, restart, tear down (~7.5 min cold, ~1.5 min with a running engine)
 	UMBRELLA_DOCKER_TEST=1 $(BIN)/pytest -q -s tests/docker

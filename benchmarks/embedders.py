@@ -16,7 +16,7 @@ import numpy as np
 from app.embedding.image_features import ImageFeatureEmbedder
 from app.embedding.kmer import KmerEmbedder
 from benchmarks._report import machine, table, write_section
-from tests.unit.product_images import encode, product_image, transformed_copy
+from tests.support.product_images import encode, product_image, transformed_copy
 
 SECTION = "## Embedders (model-free)"
 

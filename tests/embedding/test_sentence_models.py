@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from app.core.config import Settings
 from app.main import create_app
 from tests.api.helpers import error
-from tests.embedding.tiny_clip import build_tiny_clip
+from tests.support.tiny_clip import build_tiny_clip
 
 CATALOGUE = [
     ("shoe-1", "Men's lightweight running shoes, breathable mesh", "shoes"),

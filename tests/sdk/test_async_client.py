@@ -8,7 +8,7 @@ import pytest
 from umbrella_client import AsyncClient, errors
 
 from tests.conftest import clustered
-from tests.unit.product_images import encode, product_image
+from tests.support.product_images import encode, product_image
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,8 @@ from umbrella_client import Client, Event, SearchQuery, TuneReport, TuneTrial, e
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import clustered
+from tests.support.product_images import encode, product_image
 from tests.support.synthetic_shop import generate_shop
-from tests.unit.product_images import encode, product_image
 
 SHOES = {"must": [{"key": "category", "match": "shoes"}]}
 

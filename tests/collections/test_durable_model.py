@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -104,4 +105,4 @@ class DurableCollectionModel(RuleBasedStateMachine):
 DurableCollectionModel.TestCase.settings = settings(
     max_examples=60, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-TestDurableCollection = DurableCollectionModel.TestCase
+TestDurableCollection = pytest.mark.slow(DurableCollectionModel.TestCase)  # about 20 s: in `make test`, not test-fast

@@ -15,7 +15,7 @@ from PIL import Image, features
 from app.core.errors import ImageTooLarge, InvalidImage, InvalidInput
 from app.embedding.image_features import ImageFeatureEmbedder
 from app.embedding.images import decode_image
-from tests.unit.product_images import encode, product_image, transformed_copy
+from tests.support.product_images import encode, product_image, transformed_copy
 
 N_INDEX, N_QUERIES = 300, 80
 
