@@ -17,6 +17,7 @@ from app.api.errors import validation_error_response
 from app.collections.collection import Collection
 from app.core.errors import RankerNotFound
 from app.personalization import ranker, ranker_store
+from app.personalization.config import TrainOptions
 from app.personalization.service import Personalization
 from app.ranking.curves import loss_curves_svg
 from app.schemas.common import Filter
@@ -105,7 +106,7 @@ async def recommend_for_user(
 async def train_ranker(collection: CollectionDep, body: TrainRequest | None = None) -> RankerReport:
     """Train the logistic-regression ranker on the stored events; 409 when there are too few."""
     body = body or TrainRequest()
-    options = ranker.TrainOptions(
+    options = TrainOptions(
         **body.model_dump(exclude={"alphas", "class_weights"}),
         alphas=tuple(body.alphas),
         class_weights=tuple(body.class_weights),

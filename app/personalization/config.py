@@ -1,4 +1,4 @@
-"""How events shape user profiles and popularity: event types and their weights, defined once."""
+"""Personalization's settings, defined once: event types and weights, profile decay, ranker training options."""
 
 from __future__ import annotations
 
@@ -29,3 +29,19 @@ class RecommendConfig:
         if event_type == "rating":
             return self.weights["rating"] * (value - 3.0) / 2.0
         return self.weights[event_type]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How the ranker is trained; the REST schema takes its defaults from here."""
+
+    validation_fraction: float = 0.2  # the newest events
+    label_fraction: float = 0.2  # the events before them
+    negatives_per_positive: int = 2  # sampled untouched items
+    candidates: int = 100  # per source (taste neighbours, popular items) in the ranking evaluation
+    eval_users: int = 1000
+    alphas: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+    class_weights: tuple[str | None, ...] = (None, "balanced")
+    max_epochs: int = 60
+    patience: int = 5
+    seed: int = 0

@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 
 from app.core.errors import InvalidInput, NotEnoughEvents, TrainingInProgress
+from app.personalization.config import TrainOptions
 from app.personalization.profiles import EventRows, Profiles
 from app.personalization.ranker_store import Ranker, feature_matrix, save
 from app.personalization.service import Personalization, item_key
@@ -36,20 +37,6 @@ POSITIVE = {"click", "cart", "purchase"}
 MIN_TRAIN_POSITIVES = 20
 MIN_VALIDATION_POSITIVES = 5
 EVAL_K = 10
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    validation_fraction: float = 0.2  # the newest events
-    label_fraction: float = 0.2  # the events before them
-    negatives_per_positive: int = 2  # sampled untouched items
-    candidates: int = 100  # per source (taste neighbours, popular items) in the ranking evaluation
-    eval_users: int = 1000
-    alphas: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
-    class_weights: tuple[str | None, ...] = (None, "balanced")
-    max_epochs: int = 60
-    patience: int = 5
-    seed: int = 0
 
 
 def train(personalization: Personalization, options: TrainOptions) -> Ranker:

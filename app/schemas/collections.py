@@ -6,15 +6,22 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from app.collections.models import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from app.personalization.config import (
+    DEFAULT_CATEGORY_FIELD,
+    DEFAULT_HALF_LIFE_DAYS,
+    DEFAULT_PRICE_FIELD,
+    DEFAULT_WEIGHTS,
+)
 from app.schemas.common import Strict
 
 FieldTypeName = Literal["keyword", "integer", "float", "bool"]
 
 
 class HnswParams(Strict):
-    m: int = Field(16, ge=2, le=128, description="Links per node; more is better recall, more memory.")
-    ef_construction: int = Field(200, ge=4, le=4096, description="Beam width while inserting.")
-    ef: int = Field(64, ge=1, le=10_000, description="Default beam width while searching.")
+    m: int = Field(DEFAULT_M, ge=2, le=128, description="Links per node; more is better recall, more memory.")
+    ef_construction: int = Field(DEFAULT_EF_CONSTRUCTION, ge=4, le=4096, description="Beam width while inserting.")
+    ef: int = Field(DEFAULT_EF, ge=1, le=10_000, description="Default beam width while searching.")
 
 
 class TextEmbedderSpec(Strict):
@@ -50,21 +57,28 @@ class ImageEmbedderSpec(Strict):
 
 
 class EventWeights(Strict):
-    view: float = Field(0.2, ge=0, le=100, description="Pull of a view on the taste vector and popularity.")
-    click: float = Field(1.0, ge=0, le=100)
-    cart: float = Field(2.0, ge=0, le=100)
-    purchase: float = Field(4.0, ge=0, le=100)
-    rating: float = Field(2.0, ge=0, le=100, description="Pull of a 5-star rating; 3 stars: 0; 1 star pushes away.")
+    view: float = Field(
+        DEFAULT_WEIGHTS["view"], ge=0, le=100, description="Pull of a view on the taste vector and popularity."
+    )
+    click: float = Field(DEFAULT_WEIGHTS["click"], ge=0, le=100)
+    cart: float = Field(DEFAULT_WEIGHTS["cart"], ge=0, le=100)
+    purchase: float = Field(DEFAULT_WEIGHTS["purchase"], ge=0, le=100)
+    rating: float = Field(
+        DEFAULT_WEIGHTS["rating"], ge=0, le=100, description="Pull of a 5-star rating; 3 stars: 0; 1 star pushes away."
+    )
 
 
 class RecommendationSettings(Strict):
     weights: EventWeights = Field(default_factory=EventWeights, description="How much each event type counts.")
-    half_life_days: float = Field(30.0, gt=0, le=3650, description="An interaction this old counts half.")
+    half_life_days: float = Field(
+        DEFAULT_HALF_LIFE_DAYS, gt=0, le=3650, description="An interaction this old counts half."
+    )
     category_field: str | None = Field(
-        "category", description="A keyword payload index: category affinity feature, a user's top categories."
+        DEFAULT_CATEGORY_FIELD,
+        description="A keyword payload index: category affinity feature, a user's top categories.",
     )
     price_field: str | None = Field(
-        "price", description="A float/integer payload index: the price-relative-to-usual feature."
+        DEFAULT_PRICE_FIELD, description="A float/integer payload index: the price-relative-to-usual feature."
     )
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, StrictStr
 
+from app.personalization.config import EVENT_TYPES, TrainOptions
 from app.schemas.common import Filter, PointId, Strict
 from app.schemas.search import ScoredPoint
 
@@ -35,7 +36,7 @@ class EventIn(Strict):
         description="The user's id; an integer is kept as its decimal string."
     )
     item: PointId = Field(description="The id of a point in this collection.")
-    type: Literal["view", "click", "cart", "purchase", "rating"]
+    type: Literal[EVENT_TYPES]  # type: ignore[valid-type]  # the tuple unpacks: one Literal per event type
     value: StrictFloat | StrictInt | None = Field(None, description="The rating (1–5) for type rating; else ignored.")
     time: StrictFloat | StrictInt | StrictStr | None = Field(
         None, description="ISO 8601 or epoch seconds; now when left out."
@@ -85,19 +86,30 @@ class UserRecommendations(Strict):
     excluded: int = Field(description="Items the user already interacted with, left out.")
 
 
+_TRAIN = TrainOptions()  # the defaults, defined once
+
+
 class TrainRequest(Strict):
-    validation_fraction: float = Field(0.2, gt=0, lt=0.5, description="The newest events, held out for validation.")
-    label_fraction: float = Field(0.2, gt=0, lt=0.5, description="The events before them: the training labels.")
-    negatives_per_positive: int = Field(2, ge=0, le=20, description="Sampled never-touched items per positive.")
+    validation_fraction: float = Field(
+        _TRAIN.validation_fraction, gt=0, lt=0.5, description="The newest events, held out for validation."
+    )
+    label_fraction: float = Field(
+        _TRAIN.label_fraction, gt=0, lt=0.5, description="The events before them: the training labels."
+    )
+    negatives_per_positive: int = Field(
+        _TRAIN.negatives_per_positive, ge=0, le=20, description="Sampled never-touched items per positive."
+    )
     alphas: list[Annotated[float, Field(ge=0, le=10)]] = Field(
-        [0.0, 1e-4, 1e-3, 1e-2, 1e-1], min_length=1, max_length=10, description="L2 strengths to try (0 = none)."
+        list(_TRAIN.alphas), min_length=1, max_length=10, description="L2 strengths to try (0 = none)."
     )
     class_weights: list[Literal["balanced"] | None] = Field(
-        [None, "balanced"], min_length=1, max_length=2, description="Class weightings to try."
+        list(_TRAIN.class_weights), min_length=1, max_length=2, description="Class weightings to try."
     )
-    max_epochs: int = Field(60, ge=1, le=500)
-    patience: int = Field(5, ge=1, le=50, description="Epochs without validation improvement before stopping.")
-    seed: int = Field(0, ge=0)
+    max_epochs: int = Field(_TRAIN.max_epochs, ge=1, le=500)
+    patience: int = Field(
+        _TRAIN.patience, ge=1, le=50, description="Epochs without validation improvement before stopping."
+    )
+    seed: int = Field(_TRAIN.seed, ge=0)
 
 
 class RankerReport(Strict):
