@@ -89,11 +89,8 @@ _FAILURES = "umbrella_background_failures_total"
 
 def _background_failures(collection: Collection) -> dict[str, int]:
     """Every background task of the collection, with its failure count (0s too, so alerts can rate() them)."""
-    counts = {"build": 0, "checkpoint": 0, "recall": 0, **collection.graph.failures}
     monitor = collection.find_part(RecallMonitor)
-    if monitor is not None:
-        counts["recall"] = monitor.failures
-    return counts
+    return {**collection.failures, "recall": monitor.failures if monitor is not None else 0}
 
 
 def _process_lines() -> list[str]:

@@ -89,6 +89,11 @@ class Collection:
         return self._table.count
 
     @property
+    def failures(self) -> dict[str, int]:
+        """Failures of this collection's background work by task (build, checkpoint), for /metrics."""
+        return {"build": 0, "checkpoint": 0, **self.graph.failures}
+
+    @property
     def seq(self) -> int:
         """The sequence number of the last write batch applied."""
         return self._store.seq

@@ -165,6 +165,8 @@ class GraphManager:
                     return
                 self._replay(index, replay | self.pending)
                 self.index, self.pending, self.state = index, None, "ready"
+                # What no checkpoint covers yet: a close checkpoints it even before the checkpointer wakes.
+                self._changes += len(replay) if loaded else index.live_count
             log.info(
                 "collection %s: graph ready, %d points, %s",
                 name,
