@@ -157,7 +157,7 @@ class Collection:
             if self.closed:
                 return
             if checkpoint and self.graph.changed:  # a graph still building is not waited for
-                self.graph.checkpoint()
+                self.graph.checkpoint_or_count()  # a failure must not keep the collection open
             self.graph.stop()
             with self._rw.write():
                 self.closed = True

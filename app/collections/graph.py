@@ -50,6 +50,7 @@ class GraphManager:
         self.state = "building"
         self.failures: Counter[str] = Counter()  # by task: build, checkpoint (on /metrics)
         self._changes = 0  # points changed since the last checkpoint; only touched under the write mutex
+        self._after_build = False  # a graph built or replayed at start that no checkpoint covers yet
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -126,7 +127,7 @@ class GraphManager:
             "deleted": index.deleted_slots(),
         }
         write_checkpoint(self._folder, seq, index.save, info)
-        self._changes = 0
+        self._changes, self._after_build = 0, False
         self._store.prune_tombstones(seq)
 
     def _checkpointer(self) -> None:
@@ -135,13 +136,22 @@ class GraphManager:
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            try:
-                with self._write_mutex:
-                    if not self._stopping.is_set():
-                        self.checkpoint()
-            except Exception:  # counted and logged; the next wake tries again
-                self.failures["checkpoint"] += 1
-                log.exception("collection %s: checkpoint failed", self.config.name)
+            with self._write_mutex:
+                # Writes that landed between the wake and the mutex woke it again: one save covers them.
+                if not self._stopping.is_set() and (self._after_build or self._due):
+                    self.checkpoint_or_count()
+
+    @property
+    def _due(self) -> bool:
+        return self._changes >= self._settings.checkpoint_every
+
+    def checkpoint_or_count(self) -> None:
+        """A checkpoint whose failure is counted and logged, not raised (write mutex held); the next try may work."""
+        try:
+            self.checkpoint()
+        except Exception:
+            self.failures["checkpoint"] += 1
+            log.exception("collection %s: checkpoint failed", self.config.name)
 
     # ---- bringing the graph up ----------------------------------------------------------------
     def _params(self) -> dict[str, int]:
@@ -167,15 +177,18 @@ class GraphManager:
                 self.index, self.pending, self.state = index, None, "ready"
                 # What no checkpoint covers yet: a close checkpoints it even before the checkpointer wakes.
                 self._changes += len(replay) if loaded else index.live_count
+                self._after_build = (not loaded and index.live_count > 0) or self._due
             log.info(
                 "collection %s: graph ready, %d points, %s",
                 name,
                 index.live_count,
                 "loaded from its checkpoint" if loaded else "built from the database",
             )
-            if (not loaded and index.live_count > 0) or len(replay) >= self._settings.checkpoint_every:
+            if self._after_build:
                 self._wake.set()  # so the next start loads instead of rebuilding
         except Exception:
+            if self._stopping.is_set():  # closed while starting: the database went away under the builder
+                return
             self.failures["build"] += 1
             log.exception("collection %s: graph could not be built; exact search only", name)
             self.state = "failed"

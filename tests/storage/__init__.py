@@ -1,0 +1,1 @@
+"""Tests of app.storage: the SQLite point store and HNSW checkpoints."""
