@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 
 from app.collections.collection import Collection
@@ -21,8 +24,24 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+async def get_search_workers(request: Request) -> CapacityLimiter:
+    return request.app.state.search_workers  # type: ignore[no-any-return]
+
+
 RegistryDep = Annotated[CollectionRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SearchWorkersDep = Annotated[CapacityLimiter, Depends(get_search_workers)]
+T = TypeVar("T")
+
+
+async def on_search_worker(workers: CapacityLimiter, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run CPU-bound search work in a worker thread, at most `UMBRELLA_SEARCH_THREADS` at once.
+
+    Sixteen exact searches in sixteen threads on two cores ran 6× slower than the same searches two at
+    a time (benchmarks/RESULTS.md, "Event loop under exact load"), and every extra runnable thread
+    is one more that the event loop queues behind for the GIL.
+    """
+    return await to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=workers)
 
 
 async def get_collection(name: str, registry: RegistryDep) -> Collection:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.codec import hit_json, json_response, result_json
-from app.api.deps import CollectionDep, SettingsDep, check_batch
+from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
 from app.collections.collection import Collection
 from app.core.errors import RankerNotFound
@@ -38,7 +38,9 @@ router = APIRouter(prefix="/collections/{name}", tags=["recommendation"])
 
 
 @router.post("/recommend", response_model=SearchResponse)
-async def recommend_by_examples(body: RecommendRequest, collection: CollectionDep) -> Response:
+async def recommend_by_examples(
+    body: RecommendRequest, collection: CollectionDep, workers: SearchWorkersDep
+) -> Response:
     """Items like the positive examples and unlike the negative ones; the examples never come back."""
 
     def examples(items: list) -> list:
@@ -53,8 +55,8 @@ async def recommend_by_examples(body: RecommendRequest, collection: CollectionDe
         with_payload=body.with_payload,
         with_vector=body.with_vector,
     )
-    result = await run_in_threadpool(
-        recommend, collection, examples(body.positive), examples(body.negative), body.strategy, query
+    result = await on_search_worker(
+        workers, recommend, collection, examples(body.positive), examples(body.negative), body.strategy, query
     )
     return json_response(result_json(result))
 
@@ -78,6 +80,7 @@ async def get_user(user: str, collection: CollectionDep, with_vector: bool = Fal
 async def recommend_for_user(
     user: str,
     collection: CollectionDep,
+    workers: SearchWorkersDep,
     k: Annotated[int, QueryParam(ge=1, le=1000)] = 10,
     filter: Annotated[str | None, QueryParam(description='A filter as JSON, e.g. {"must": [...]}')] = None,
     exclude_seen: bool = True,
@@ -88,8 +91,14 @@ async def recommend_for_user(
         flt = Filter.model_validate_json(filter).as_dict() if filter else None
     except ValidationError as err:
         return validation_error_response(err.errors(), prefix=("query", "filter"))
-    recs = await run_in_threadpool(
-        collection.part(Personalization).recommend, user, k, flt, exclude_seen=exclude_seen, with_payload=with_payload
+    recs = await on_search_worker(
+        workers,
+        collection.part(Personalization).recommend,
+        user,
+        k,
+        flt,
+        exclude_seen=exclude_seen,
+        with_payload=with_payload,
     )
     return json_response(
         {

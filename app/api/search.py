@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import CapacityLimiter
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.codec import decode_image, decode_vector, json_response, result_json
-from app.api.deps import CollectionDep, SettingsDep, check_batch
+from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
 from app.api.openapi import json_body, parse_body
+from app.collections.collection import Collection
 from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from app.search import searcher
-from app.search.models import Query
+from app.search.models import Query, SearchResult
+from app.search.queries import embed_queries
 
 router = APIRouter(prefix="/collections/{name}/search", tags=["search"])
 
@@ -39,28 +42,40 @@ def to_query(req: SearchRequest) -> Query:
     )
 
 
+async def answer(collection: Collection, queries: list[Query], workers: CapacityLimiter) -> list[SearchResult]:
+    """Embed (in the shared threadpool: waiting on the model's micro-batcher, many waiters make one batch),
+    then search on a search worker (CPU-bound: at most one per core).
+    """
+    if any(q.needs_embedding for q in queries):
+        queries = await run_in_threadpool(embed_queries, collection, queries)
+    return await on_search_worker(workers, searcher.search, collection, queries)
+
+
 @router.post("", response_model=SearchResponse, openapi_extra=json_body(SearchRequest))
-async def search(request: Request, collection: CollectionDep) -> Response:
+async def search(request: Request, collection: CollectionDep, workers: SearchWorkersDep) -> Response:
     """k nearest points to a vector, a text, a sequence, an image or a stored point, optionally filtered."""
     query = to_query(parse_body(SearchRequest, await request.body()))
     result = searcher.search_inline(collection, query)  # a plain graph query: answered here, faster than a thread hop
     if result is None:
-        (result,) = await run_in_threadpool(searcher.search, collection, [query])
+        (result,) = await answer(collection, [query], workers)
     return json_response(result_json(result))
 
 
 @router.post("/batch", response_model=BatchSearchResponse, openapi_extra=json_body(BatchSearchRequest))
-async def search_batch(request: Request, collection: CollectionDep, settings: SettingsDep) -> Response:
+async def search_batch(
+    request: Request, collection: CollectionDep, settings: SettingsDep, workers: SearchWorkersDep
+) -> Response:
     """Many queries in one call; results come back in the same order."""
     body = parse_body(BatchSearchRequest, await request.body())
     check_batch(len(body.searches), settings.max_batch_queries, "queries")
-    results = await run_in_threadpool(searcher.search, collection, [to_query(r) for r in body.searches])
+    results = await answer(collection, [to_query(r) for r in body.searches], workers)
     return json_response({"results": [result_json(r) for r in results]})
 
 
 @router.post("/image", response_model=SearchResponse)
 async def search_by_photo(
     collection: CollectionDep,
+    workers: SearchWorkersDep,
     file: Annotated[UploadFile, File(description="The photo: JPEG, PNG or WebP.")],
     k: Annotated[int, Form(ge=1, le=1000, description="Results to return.")] = 10,
     filter: Annotated[str | None, Form(description="A filter as JSON, as in /search.")] = None,
@@ -79,5 +94,5 @@ async def search_by_photo(
         score_threshold=score_threshold,
         with_payload=with_payload,
     )
-    (result,) = await run_in_threadpool(searcher.search, collection, [query])
+    (result,) = await answer(collection, [query], workers)
     return json_response(result_json(result))

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     index_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Threads hnswlib uses to insert."
     )
+    search_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Searches that run at once in worker threads (exact, filtered, batch, recommendations); "
+        "more wait. CPU-bound work: more threads than cores only fight over the cores and the GIL.",
+    )
     recall_sample_every: int = Field(
         100,
         ge=0,
