@@ -5,7 +5,7 @@ python -m benchmarks.event_loop [--app-dir PATH] [--one-blas-thread] [--n N] [--
                                 [--json F] [--render F]
 
 git worktree add /tmp/umbrella-before ea8cb1c    # --app-dir: the "before" server runs from that tree
-python -m benchmarks.event_loop --app-dir /tmp/umbrella-before   # --one-blas-thread: a column with OPENBLAS_NUM_THREADS=1
+python -m benchmarks.event_loop --app-dir /tmp/umbrella-before   # --one-blas-thread: OPENBLAS_NUM_THREADS=1 too
 git worktree remove /tmp/umbrella-before
 """
 
