@@ -61,9 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
     routers = [module.router for module in (health, collections, points, search, recommend, snapshots, metrics)]
-    routes = [route for router in routers for route in router.routes]
+    routes = [*search.hot_routes, *(route for router in routers for route in router.routes)]
     app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s
     install_error_handlers(app)
+    app.router.routes[:0] = search.hot_routes
     for router in routers:
         app.include_router(router)
     install_documented_bodies(app)

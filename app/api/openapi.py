@@ -1,16 +1,35 @@
-"""Request bodies that routes parse themselves (pydantic's JSON parser), still documented in the OpenAPI page."""
+"""Routes on the hot path that parse their own body (pydantic's JSON parser), still documented in OpenAPI."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
 
 M = TypeVar("M", bound=BaseModel)
 _REF = "#/components/schemas/{model}"
 _DOCUMENTED: list[type[BaseModel]] = []  # every model named by json_body, added to the page's components
+
+
+class SelfParsingRoute(APIRoute):
+    """A route FastAPI documents as usual but calls as `endpoint(request, **path_params)`: no dependency
+    solving and no body parsing per call. Search is the hot path, and there FastAPI's per-request machinery
+    cost more than the graph search itself (benchmarks/RESULTS.md); the endpoint reads what it needs from
+    `request.app.state` and parses its body with `parse_body`.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            return await endpoint(request, **request.path_params)  # type: ignore[no-any-return]
+
+        return handle
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

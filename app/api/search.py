@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.codec import decode_image, decode_vector, json_response, result_json
-from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker
+from app.api.deps import CollectionDep, SearchWorkersDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
-from app.api.openapi import json_body, parse_body
+from app.api.openapi import SelfParsingRoute, json_body, parse_body
 from app.collections.collection import Collection
 from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
@@ -51,25 +51,42 @@ async def answer(collection: Collection, queries: list[Query], workers: Capacity
     return await on_search_worker(workers, searcher.search, collection, queries)
 
 
-@router.post("", response_model=SearchResponse, openapi_extra=json_body(SearchRequest))
-async def search(request: Request, collection: CollectionDep, workers: SearchWorkersDep) -> Response:
+async def search(request: Request, name: str) -> Response:
     """k nearest points to a vector, a text, a sequence, an image or a stored point, optionally filtered."""
+    state = request.app.state
+    collection = state.registry.get(name)
     query = to_query(parse_body(SearchRequest, await request.body()))
     result = searcher.search_inline(collection, query)  # a plain graph query: answered here, faster than a thread hop
     if result is None:
-        (result,) = await answer(collection, [query], workers)
+        (result,) = await answer(collection, [query], state.search_workers)
     return json_response(result_json(result))
 
 
-@router.post("/batch", response_model=BatchSearchResponse, openapi_extra=json_body(BatchSearchRequest))
-async def search_batch(
-    request: Request, collection: CollectionDep, settings: SettingsDep, workers: SearchWorkersDep
-) -> Response:
+async def search_batch(request: Request, name: str) -> Response:
     """Many queries in one call; results come back in the same order."""
+    state = request.app.state
+    collection = state.registry.get(name)
     body = parse_body(BatchSearchRequest, await request.body())
-    check_batch(len(body.searches), settings.max_batch_queries, "queries")
-    results = await answer(collection, [to_query(r) for r in body.searches], workers)
+    check_batch(len(body.searches), state.settings.max_batch_queries, "queries")
+    results = await answer(collection, [to_query(r) for r in body.searches], state.search_workers)
     return json_response({"results": [result_json(r) for r in results]})
+
+
+# The hot path: the app puts these first in its route table (app/main.py), so a search is matched at once.
+hot_routes = [
+    SelfParsingRoute(
+        router.prefix + path,
+        endpoint,
+        methods=["POST"],
+        response_model=response_model,
+        openapi_extra=json_body(request_model),
+        tags=["search"],
+    )
+    for path, endpoint, request_model, response_model in (
+        ("", search, SearchRequest, SearchResponse),
+        ("/batch", search_batch, BatchSearchRequest, BatchSearchResponse),
+    )
+]
 
 
 @router.post("/image", response_model=SearchResponse)
