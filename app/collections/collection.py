@@ -152,17 +152,21 @@ class Collection:
         return self._parts.get(kind)  # type: ignore[return-value]
 
     def close(self, *, checkpoint: bool = True) -> None:
-        """Checkpoint what the graph holds, stop every thread, release the database. Later calls see a 404."""
+        """Refuse new calls (404), stop and join the graph's threads, checkpoint what the graph holds, release
+        the database. The threads are joined outside the mutex (the checkpointer takes it), so no background
+        checkpoint is half done when the last one is written.
+        """
         with self._write_mutex:
             if self.closed:
                 return
-            if checkpoint and self.graph.changed:  # a graph still building is not waited for
-                self.graph.checkpoint_or_count()  # a failure must not keep the collection open
-            self.graph.stop()
             with self._rw.write():
                 self.closed = True
-            self._store.close()
+        self.graph.stop()
         self.graph.join()
+        with self._write_mutex:
+            if checkpoint and self.graph.changed:  # a graph still building is not waited for
+                self.graph.checkpoint_or_count()  # a failure must not keep the database open
+            self._store.close()
         for part in self._parts.values():
             part.close()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,16 @@ from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
 BUILD_CHUNK = 10_000  # points per add_items call while building: memory stays flat, a close can cut in between
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A graph saved aside, not yet a checkpoint."""
+
+    seq: int  # the last write batch it covers
+    path: Path
+    info: dict[str, object]
+    changes: int  # the changed points it covers
 
 
 class GraphManager:
@@ -67,7 +79,7 @@ class GraphManager:
             thread.start()
 
     def stop(self) -> None:
-        """Tell both threads to finish (call under the write mutex, so no install or checkpoint follows)."""
+        """Tell both threads to finish: the builder installs nothing after this, the checkpointer starts no save."""
         self._stopping.set()
         self._wake.set()
 
@@ -112,12 +124,53 @@ class GraphManager:
 
     # ---- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> None:
-        """Save the graph so that a restart loads it (write mutex held: writers wait, readers go on)."""
+        """Save the graph so that a restart loads it, all at once (write mutex held: writers wait, readers go on)."""
+        staged = self._stage()
+        if staged is not None:
+            self._finish(staged)
+            self._settle(staged)
+
+    def checkpoint_or_count(self) -> None:
+        """`checkpoint`, with a failure counted and logged instead of raised; the next try may work."""
+        try:
+            self.checkpoint()
+        except Exception:
+            self._count_failure()
+
+    def _checkpointer(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._checkpoint_beside_writers()
+            except Exception:  # the next wake tries again
+                self._count_failure()
+
+    def _checkpoint_beside_writers(self) -> None:
+        """Only hnswlib's save holds writers back; the fsync, checksum and manifest run while they write."""
+        with self._write_mutex:
+            # Writes that landed between the wake and the mutex woke it again: one save covers them.
+            if self._stopping.is_set() or not (self._after_build or self._due):
+                return
+            staged = self._stage()
+        if staged is None:
+            return
+        self._finish(staged)
+        with self._write_mutex:
+            self._settle(staged)
+
+    @property
+    def _due(self) -> bool:
+        return self._changes >= self._settings.checkpoint_every
+
+    def _stage(self) -> _Staged | None:
+        """Save the graph to a staging file (write mutex held: the graph cannot change under hnswlib's save)."""
         index = self.reader
         if index is None:
-            return
-        seq = self._store.seq
-        cfg = self.config
+            return None
+        seq, cfg = self._store.seq, self.config
         info = {
             "dim": cfg.dim,
             "metric": cfg.metric,
@@ -126,32 +179,23 @@ class GraphManager:
             "count": index.live_count,
             "deleted": index.deleted_slots(),
         }
-        write_checkpoint(self._folder, seq, index.save, info)
-        self._changes, self._after_build = 0, False
-        self._store.prune_tombstones(seq)
+        path = self._folder / f"hnsw-{seq}.bin.staged"  # removed by the next checkpoint if a crash leaves it
+        index.save(path)
+        return _Staged(seq, path, info, self._changes)
 
-    def _checkpointer(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            with self._write_mutex:
-                # Writes that landed between the wake and the mutex woke it again: one save covers them.
-                if not self._stopping.is_set() and (self._after_build or self._due):
-                    self.checkpoint_or_count()
+    def _finish(self, staged: _Staged) -> None:
+        """Make the staged file the checkpoint: fsync, checksum, manifest (no lock needed)."""
+        write_checkpoint(self._folder, staged.seq, lambda tmp: os.replace(staged.path, tmp), staged.info)
 
-    @property
-    def _due(self) -> bool:
-        return self._changes >= self._settings.checkpoint_every
+    def _settle(self, staged: _Staged) -> None:
+        """After the checkpoint is on disk (write mutex held): forget what it covers."""
+        self._changes -= staged.changes
+        self._after_build = False
+        self._store.prune_tombstones(staged.seq)
 
-    def checkpoint_or_count(self) -> None:
-        """A checkpoint whose failure is counted and logged, not raised (write mutex held); the next try may work."""
-        try:
-            self.checkpoint()
-        except Exception:
-            self.failures["checkpoint"] += 1
-            log.exception("collection %s: checkpoint failed", self.config.name)
+    def _count_failure(self) -> None:
+        self.failures["checkpoint"] += 1
+        log.exception("collection %s: checkpoint failed", self.config.name)
 
     # ---- bringing the graph up ----------------------------------------------------------------
     def _params(self) -> dict[str, int]:

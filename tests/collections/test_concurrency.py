@@ -18,6 +18,7 @@ from app.collections.collection import Collection
 from app.collections.models import CollectionConfig
 from app.core.config import Settings
 from app.core.errors import PointNotFound
+from app.index.hnsw import HnswIndex
 from app.main import open_registry
 from app.search.models import Query
 from app.search.searcher import search
@@ -183,7 +184,7 @@ def idle_collection(tmp_path: Path) -> Iterator[Collection]:
 def test_a_slow_checkpoint_does_not_stall_searches(
     idle_collection: Collection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A checkpoint holds writers back, never readers, even while a writer is queued behind it.
+    """hnswlib's save of the graph holds writers back, never readers, even while a writer is queued behind it.
 
     Before the restructure the checkpoint held the read lock: a queued writer then made every new
     search wait (writer preference) until the checkpoint finished.
@@ -191,18 +192,15 @@ def test_a_slow_checkpoint_does_not_stall_searches(
     collection = idle_collection
     saving, release = threading.Event(), threading.Event()
     finished: dict[str, float] = {}
-    real_write = graph_module.write_checkpoint
+    real_save = HnswIndex.save
 
-    def slow_write(folder: Path, seq: int, save: Any, info: dict[str, Any]) -> None:
-        def slow_save(path: Path) -> None:
-            saving.set()
-            release.wait(1.5)  # a large graph: the save takes 1.5 s unless the test lets it go sooner
-            save(path)
+    def slow_save(index: HnswIndex, path: Path) -> None:
+        saving.set()
+        release.wait(1.5)  # a large graph: the save takes 1.5 s unless the test lets it go sooner
+        real_save(index, path)
+        finished["save"] = time.perf_counter()
 
-        real_write(folder, seq, slow_save, info)
-        finished["checkpoint"] = time.perf_counter()
-
-    monkeypatch.setattr(graph_module, "write_checkpoint", slow_write)
+    monkeypatch.setattr(HnswIndex, "save", slow_save)
     data = clustered(4100, DIM, seed=3)
     collection.upsert(list(range(4000)), data[:4000], [None] * 4000)  # 4000 changes: the checkpointer wakes
     assert saving.wait(WAIT), "the checkpointer did not start"
@@ -214,7 +212,7 @@ def test_a_slow_checkpoint_does_not_stall_searches(
     writer = threading.Thread(target=queued_upsert)
     writer.start()
     durations: list[float] = []
-    window_end = time.perf_counter() + 0.6  # search while the writer waits behind the checkpoint
+    window_end = time.perf_counter() + 0.6  # search while the writer waits behind the save
     while time.perf_counter() < window_end:
         target = len(durations) % 4000
         started = time.perf_counter()
@@ -223,12 +221,52 @@ def test_a_slow_checkpoint_does_not_stall_searches(
         assert result.plan == "hnsw" and result.hits[0].id == target
     assert max(durations) < 0.2, f"a search waited {max(durations):.3f} s behind the checkpoint"
     assert len(durations) >= 10
-    assert "upsert" not in finished, "the upsert did not wait for the checkpoint"
+    assert "upsert" not in finished, "the upsert did not wait for the graph's save"
     assert writer.is_alive()
     release.set()
     writer.join(WAIT)
     assert not writer.is_alive()
-    assert finished["checkpoint"] < finished["upsert"]
+    assert finished["save"] < finished["upsert"]
     assert collection.count == 4100 and collection.graph.failures == {}
+    assert wait_for(lambda: read_checkpoint(collection.folder) is not None)
     found = read_checkpoint(collection.folder)
     assert found is not None and found[1]["count"] == 4000  # the graph as of the checkpoint's seq
+
+
+def test_writers_do_not_wait_for_the_checkpoint_files(
+    idle_collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the graph's save holds writers back: the fsync, checksum and manifest run while they write.
+
+    Holding the write mutex through the whole checkpoint cost bulk ingest about 10 % (100k GloVe in batches
+    of 1,000: 9,203 vs 10,319 vectors/s with the checkpoint off the mutex).
+    """
+    collection = idle_collection
+    writing, release = threading.Event(), threading.Event()
+    real_write = graph_module.write_checkpoint
+
+    def slow_write(folder: Path, seq: int, save: Any, info: dict[str, Any]) -> None:
+        writing.set()
+        release.wait(WAIT)  # the files of a large graph: slow until the test lets them go
+        real_write(folder, seq, save, info)
+
+    monkeypatch.setattr(graph_module, "write_checkpoint", slow_write)
+    data = clustered(4100, DIM, seed=4)
+    collection.upsert(list(range(4000)), data[:4000], [None] * 4000)  # the checkpointer wakes
+    assert writing.wait(WAIT), "the checkpointer did not start"
+    collection.upsert(list(range(4000, 4100)), data[4000:], [None] * 100)  # returns while the files are written
+    assert read_checkpoint(collection.folder) is None
+    release.set()
+    assert wait_for(lambda: read_checkpoint(collection.folder) is not None)
+    found = read_checkpoint(collection.folder)
+    assert found is not None and found[1]["count"] == 4000 and found[1]["seq"] == 1
+    assert collection.graph.failures == {}
+
+
+def wait_for(condition: Any, seconds: float = WAIT) -> bool:
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
