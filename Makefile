@@ -21,7 +21,7 @@ lint: $(STAMP)
 test: lint  ## the whole suite: lint, layer rules, unit, API and end-to-end tests
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP)  ## unit and API tests only (no real server processes, nothing marked slow): about 30 s
+test-fast: $(STAMP)  ## unit and API tests only (no real server processes, nothing marked slow): under a minute
 	$(BIN)/pytest -q -m "not e2e and not slow" --ignore=tests/docker
 
 test-docker: $(STAMP)  ## build the image, docker compose up, talk to it, restart, tear down (~7.5 min cold, ~1.5 min with a running engine)
