@@ -24,6 +24,7 @@ from app.search.models import Query
 from app.search.searcher import search
 from app.storage.checkpoint import read_checkpoint
 from tests.conftest import clustered
+from tests.support.waiting import wait_until
 
 DIM = 16
 WAIT = 20.0  # generous: a loaded 2-core CI box must not fail a test by a timeout
@@ -228,7 +229,7 @@ def test_a_slow_checkpoint_does_not_stall_searches(
     assert not writer.is_alive()
     assert finished["save"] < finished["upsert"]
     assert collection.count == 4100 and collection.graph.failures == {}
-    assert wait_for(lambda: read_checkpoint(collection.folder) is not None)
+    assert wait_until(lambda: read_checkpoint(collection.folder) is not None)
     found = read_checkpoint(collection.folder)
     assert found is not None and found[1]["count"] == 4000  # the graph as of the checkpoint's seq
 
@@ -257,16 +258,7 @@ def test_writers_do_not_wait_for_the_checkpoint_files(
     collection.upsert(list(range(4000, 4100)), data[4000:], [None] * 100)  # returns while the files are written
     assert read_checkpoint(collection.folder) is None
     release.set()
-    assert wait_for(lambda: read_checkpoint(collection.folder) is not None)
+    assert wait_until(lambda: read_checkpoint(collection.folder) is not None)
     found = read_checkpoint(collection.folder)
     assert found is not None and found[1]["count"] == 4000 and found[1]["seq"] == 1
     assert collection.graph.failures == {}
-
-
-def wait_for(condition: Any, seconds: float = WAIT) -> bool:
-    deadline = time.perf_counter() + seconds
-    while not condition():
-        if time.perf_counter() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +23,10 @@ from app.search.models import Query
 from app.search.searcher import search
 from app.storage.checkpoint import read_checkpoint
 from tests.conftest import clustered
+from tests.support.waiting import wait_until
 
 WAIT = 10.0
 FAILURES = "umbrella_background_failures_total"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def threads_of(name: str) -> list[str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from app.collections.rwlock import RWLock
+from tests.support.waiting import wait_until
 
 WAIT = 5.0  # how long a test waits for something that must happen
 BRIEF = 0.1  # how long a test waits to see that something does NOT happen
@@ -16,15 +16,6 @@ def in_thread(target: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
 
 
 def writer_waiting(lock: RWLock) -> bool:
