@@ -60,8 +60,8 @@ def install_documented_bodies(app: FastAPI) -> None:
         components = spec.setdefault("components", {}).setdefault("schemas", {})
         for model in _DOCUMENTED:
             schema = model.model_json_schema(ref_template=_REF)
-            components.update(schema.pop("$defs", {}))
-            components.setdefault(model.__name__, schema)
+            for name, part in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+                components.setdefault(name, part)  # FastAPI's own rendering of a shared model wins
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -110,8 +110,12 @@ class Collection:
     ) -> Collection:
         folder.mkdir(parents=True)
         store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
-        store.set_meta("config", config.to_json())
-        collection = cls(folder, config, store, settings, embedder)
+        try:
+            store.set_meta("config", config.to_json())
+            collection = cls(folder, config, store, settings, embedder)
+        except BaseException:
+            store.close()
+            raise
         collection._start(np.zeros(0, np.int64), parts)
         return collection
 
@@ -136,10 +140,10 @@ class Collection:
             for make in parts:  # before the graph: a part may read every point (personalization replays events)
                 part = make(self)
                 self._parts[type(part)] = part
+            self.graph.start(seq_of_slot)
         except BaseException:
-            self.close(checkpoint=False)
+            self.close(checkpoint=False)  # closes the parts made so far and the database
             raise
-        self.graph.start(seq_of_slot)
 
     def part(self, kind: type[T]) -> T:
         """The part of this kind that the registry attached (personalization, a recall monitor)."""

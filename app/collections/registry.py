@@ -103,7 +103,11 @@ class CollectionRegistry:
             folder = self.root / config.name
             if config.name in self._collections or folder.exists():
                 raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
-            collection = Collection.create(folder, config, self.settings, embedder, self.parts)
+            try:
+                collection = Collection.create(folder, config, self.settings, embedder, self.parts)
+            except BaseException:  # never acknowledged: leave no folder that would open as a collection later
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             self._collections[config.name] = collection
             return collection
 

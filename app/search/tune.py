@@ -10,6 +10,7 @@ import numpy as np
 
 from app.collections.view import Catalog, ReadView
 from app.core.errors import InvalidInput, NotReady
+from app.index.hnsw import HnswIndex
 from app.search.recall import RecallMonitor
 
 # ef values tried, in order; each about 1.5× the last, so the answer is within 50 % of the smallest that works
@@ -56,16 +57,15 @@ def tune(
     users really ask, `auto` takes them once MIN_SEARCHES are kept); or stored points, each leaving
     itself out. Stored points flatter the graph, because each is in it, linked to its neighbours: on
     100k GloVe they reach recall 0.98 at ef 16, where new queries get 0.56 (benchmarks/RESULTS.md).
-    The whole run holds a quiesced view: writers wait (the exact answers must describe the graph that
-    is measured), while searches go on.
+    Each step holds a quiesced view (writers wait, searches go on): the exact answers must describe the
+    graph that is measured, so a step that finds the data changed since they were taken takes them again.
+    Between steps writers go on, so a drop or restore never waits for a whole run.
     """
     rng = np.random.default_rng(seed)
     monitor = collection.find_part(RecallMonitor)
     recent = monitor.recent_queries() if monitor is not None else np.empty((0, collection.config.dim), np.float32)
     with collection.quiesced() as view:
-        graph = view.graph
-        if graph is None:
-            raise NotReady(f"collection '{view.name}': the graph is not ready yet; tune once it is")
+        _check_graph(view)
         live = view.live_slots()
         if len(live) < k + 1:
             raise InvalidInput(
@@ -74,26 +74,44 @@ def tune(
             )
         kind, qs, own = _queries(view, live, recent, rng, queries, source, vectors)
         want = k + (own is not None)  # a stored point finds itself first: ask one more, then drop it
-        chunks = range(0, len(qs), EXACT_CHUNK)
-        expected = _top(np.vstack([view.exact_search(qs[i : i + EXACT_CHUNK], want)[0] for i in chunks]), own, k)
+        seq, expected = view.seq, _truth(view, qs, want, own, k)
         report = TuneReport(target_recall, k, len(qs), kind, view.config.ef, view.config.ef, False, False)
-        for ef in (e for e in LADDER if want <= e <= view.settings.max_ef):
+        ladder = [e for e in LADDER if want <= e <= view.settings.max_ef]
+    for ef in ladder:
+        with collection.quiesced() as view:
+            graph = _check_graph(view)
+            if view.seq != seq:  # written to since the truth was taken
+                seq, expected = view.seq, _truth(view, qs, want, own, k)
             started = time.perf_counter()
             found, _ = graph.search(qs, want, ef=ef)
             seconds = time.perf_counter() - started
-            got = _top(found, own, k)
-            recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
-            report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
-            report.chosen_ef = ef
-            if recall >= target_recall:
-                report.reached = True
-                break
+        got = _top(found, own, k)
+        recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
+        report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
+        report.chosen_ef = ef
+        if recall >= target_recall:
+            report.reached = True
+            break
     if apply:
         collection.set_default_ef(report.chosen_ef)
         if monitor is not None:
             monitor.reset()  # its samples describe the old ef
         report.applied = True
     return report
+
+
+def _check_graph(view: ReadView) -> HnswIndex:
+    if view.graph is None:
+        raise NotReady(
+            f"collection '{view.name}': its graph is not ready (being built, or its build failed: see index_state)"
+        )
+    return view.graph
+
+
+def _truth(view: ReadView, qs: np.ndarray, want: int, own: np.ndarray | None, k: int) -> list[list[int]]:
+    """Each query's exact top k, in chunks: a chunk's score matrix is chunk × points floats."""
+    chunks = range(0, len(qs), EXACT_CHUNK)
+    return _top(np.vstack([view.exact_search(qs[i : i + EXACT_CHUNK], want)[0] for i in chunks]), own, k)
 
 
 def _queries(
