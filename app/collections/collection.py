@@ -326,7 +326,8 @@ class Collection:
         """Points in slot order from `offset` on; `next_offset` continues where this page stopped."""
         with self.reading() as view:
             mask = view.mask(flt)
-            slots = np.flatnonzero(mask[offset or 0 :]) + (offset or 0)
+            start = min(offset or 0, len(mask))  # an offset past every slot (any size JSON allows) is the end
+            slots = np.flatnonzero(mask[start:]) + start
             page = slots[: limit + 1].tolist()
             next_offset = page.pop() if len(page) > limit else None
             points = view.points(page, with_payload=with_payload, with_vector=with_vector)

@@ -56,6 +56,14 @@ class _KeywordField:
         return arr
 
 
+def _as_float(value: int | float) -> float:
+    """A number as a float64; an integer too large for one becomes ±inf (JSON integers have no bound)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 class _NumericField:
     """One number (or bool) per slot in a float64 column; NaN marks a missing value."""
 
@@ -69,7 +77,7 @@ class _NumericField:
         elif self.kind == "integer":
             ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
         else:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(_as_float(value))
         if not ok:
             raise InvalidInput(f"payload field '{key}' is declared {self.kind}: got {type(value).__name__}")
 
@@ -95,12 +103,12 @@ class _NumericField:
             bounds = cond["range"]
             for op, compare in (("gt", np.greater), ("gte", np.greater_equal), ("lt", np.less), ("lte", np.less_equal)):
                 if bounds.get(op) is not None:
-                    out &= compare(column, bounds[op])
+                    out &= compare(column, _as_float(bounds[op]))
             return out
         wanted = [cond["match"]] if "match" in cond else cond["any"]
         if not all(isinstance(v, bool) == (self.kind == "bool") and isinstance(v, (int, float)) for v in wanted):
             raise InvalidFilter(f"field '{cond['key']}' is {self.kind}: match it with {self.kind} values")
-        return np.isin(column, np.asarray(wanted, dtype=float))
+        return np.isin(column, np.asarray([_as_float(v) for v in wanted], dtype=float))  # ±inf matches nothing
 
 
 class PayloadIndex:

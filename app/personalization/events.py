@@ -58,7 +58,10 @@ def parse_time(value: float | str | None, now: float) -> float | None:
             parsed = parsed.replace(tzinfo=UTC)
         seconds = parsed.timestamp()
     else:
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer with hundreds of digits is no time
+            return None
     if not math.isfinite(seconds) or seconds < EARLIEST or seconds > now + FUTURE_SLACK:
         return None
     return seconds
@@ -87,7 +90,10 @@ def clean(
             report.reject(index, "bad_time", f"time {event.get('time')!r} is not a time between 2000 and now")
             continue
         value = event.get("value")
-        value = 1.0 if value is None else float(value)
+        try:
+            value = 1.0 if value is None else float(value)
+        except OverflowError:
+            value = math.inf  # refused just below, as any value that is not finite
         if event["type"] == "rating" and not 1.0 <= value <= 5.0:
             report.reject(index, "bad_value", f"a rating is between 1 and 5, got {value}")
             continue

@@ -163,7 +163,7 @@ class TuneRequest(Strict):
     vectors: list[list[float]] | None = Field(
         None, min_length=1, max_length=5000, description="Your own queries (e.g. a held-out log); overrides source."
     )
-    seed: int = Field(0, description="Which queries are sampled.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Which queries are sampled.")
     apply: bool = Field(False, description="Make the chosen ef the collection's default (kept across restarts).")
 
 

@@ -182,3 +182,63 @@ def test_duplicate_and_unknown_collections(shop: TestClient) -> None:
         kwargs = {"json": {"vector": [1]}} if method == "post" else {}
         error(getattr(shop, method)(path, **kwargs), 404, "collection_not_found")
     _untouched(shop)
+
+
+# ---- inputs an OpenAPI fuzzer found to give 500s (issue "Locked down and fuzzed") -----------------------------
+BIG = int("9" * 400)  # JSON integers have no bound; a float64 ends near 1.8e308
+
+
+def _raw(client: TestClient, method: str, path: str, body: str):
+    """Send `body` as written, with BIG spelled out (the JSON encoder of the client would refuse it)."""
+    content = body.replace("BIG", str(BIG)).encode()
+    return client.request(method, path, content=content, headers={"content-type": "application/json"})
+
+
+def test_tune_with_a_negative_seed_is_a_422(shop: TestClient) -> None:
+    error(shop.post(f"{C}/tune", json={"seed": -1, "k": 2}), 422, "validation_error")
+
+
+@pytest.mark.parametrize("offset", [5, 2**31, 2**63, 2**64 + 7])
+def test_scroll_past_the_end_is_an_empty_last_page(shop: TestClient, offset: int) -> None:
+    response = shop.post(f"{C}/points/scroll", json={"offset": offset})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"points": [], "next_offset": None}
+
+
+def test_a_400_digit_integer_in_a_float_field_is_refused(shop: TestClient) -> None:
+    body = '{"points": [{"id": 9, "vector": [1, 0, 0, 0], "payload": {"price": BIG}}]}'
+    error(_raw(shop, "PUT", f"{C}/points", body), 400, "invalid_input")
+    _untouched(shop)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ('{"key": "price", "match": BIG}', 0),
+        ('{"key": "price", "any": [BIG, 3]}', 1),
+    ],
+)
+def test_huge_integers_in_filters_match_nothing(shop: TestClient, condition: str, expected: int) -> None:
+    response = _raw(shop, "POST", f"{C}/points/count", f'{{"filter": {{"must": [{condition}]}}}}')
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == expected
+
+
+def test_huge_integers_as_range_bounds_are_a_422(shop: TestClient) -> None:
+    body = '{"filter": {"must": [{"key": "price", "range": {"lt": BIG}}]}}'  # bounds are floats in the schema
+    error(_raw(shop, "POST", f"{C}/points/count", body), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ('{"user": "u", "item": 1, "type": "click", "time": BIG}', "bad_time"),
+        ('{"user": "u", "item": 1, "type": "click", "value": BIG}', "bad_value"),
+        ('{"user": "u", "item": 1, "type": "rating", "value": BIG}', "bad_value"),
+    ],
+)
+def test_huge_integers_in_events_are_rejected_events_not_errors(shop: TestClient, event: str, reason: str) -> None:
+    response = _raw(shop, "POST", f"{C}/events", f'{{"events": [{event}]}}')
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["accepted"], report["rejected"], report["reasons"]) == (0, 1, {reason: 1})
