@@ -13,15 +13,21 @@ from starlette.responses import Response
 
 M = TypeVar("M", bound=BaseModel)
 _REF = "#/components/schemas/{model}"
-_DOCUMENTED: list[type[BaseModel]] = []  # every model named by json_body, added to the page's components
 
 
 class SelfParsingRoute(APIRoute):
     """A route FastAPI documents as usual but calls as `endpoint(request, **path_params)`: no dependency
     solving and no body parsing per call. Search is the hot path, and there FastAPI's per-request machinery
     cost more than the graph search itself (benchmarks/RESULTS.md); the endpoint reads what it needs from
-    `request.app.state` and parses its body with `parse_body`.
+    `request.app.state` and parses its body, a `body_model`, with `parse_body`. The page shows that model
+    as the request body (`install_documented_bodies` adds it to the components).
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, body_model: type[BaseModel], **kwargs: Any) -> None:
+        self.body_model = body_model
+        schema = {"$ref": _REF.format(model=body_model.__name__)}
+        body = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+        super().__init__(path, endpoint, openapi_extra=body, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
@@ -30,13 +36,6 @@ class SelfParsingRoute(APIRoute):
             return await endpoint(request, **request.path_params)  # type: ignore[no-any-return]
 
         return handle
-
-
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` for a route that reads its body with `parse_body`: the page shows `model` as the body."""
-    _DOCUMENTED.append(model)
-    schema = {"$ref": _REF.format(model=model.__name__)}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def parse_body(model: type[M], raw: bytes) -> M:
@@ -50,7 +49,7 @@ def parse_body(model: type[M], raw: bytes) -> M:
 
 
 def install_documented_bodies(app: FastAPI) -> None:
-    """Add the models named by json_body (and the models they use) to the OpenAPI components."""
+    """Add the body models of the app's SelfParsingRoutes (and the models they use) to the OpenAPI components."""
     default = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -58,7 +57,7 @@ def install_documented_bodies(app: FastAPI) -> None:
             return app.openapi_schema
         spec = default()  # FastAPI caches it in app.openapi_schema: extended once, served from then on
         components = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in _DOCUMENTED:
+        for model in {route.body_model for route in app.routes if isinstance(route, SelfParsingRoute)}:
             schema = model.model_json_schema(ref_template=_REF)
             for name, part in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
                 components.setdefault(name, part)  # FastAPI's own rendering of a shared model wins

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from app.api.codec import decode_image, decode_vector, json_response, result_json
 from app.api.deps import CollectionDep, SearchWorkersDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
-from app.api.openapi import SelfParsingRoute, json_body, parse_body
+from app.api.openapi import SelfParsingRoute, parse_body
 from app.collections.collection import Collection
 from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
@@ -65,11 +65,13 @@ async def search(request: Request, name: str) -> Response:
     state = request.app.state
     collection = state.registry.get(name)
     req = parse_body(SearchRequest, await request.body())
-    result = None
-    if not _by_content(req):  # one vector is quick to decode; a plain graph query is answered here, no thread hop
-        result = searcher.search_inline(collection, to_query(req))
+    if _by_content(req):  # decoding an image or embedding is work for a thread
+        (result,) = await answer(collection, lambda: [to_query(req)], state.search_workers, embed=True)
+        return json_response(result_json(result))
+    query = to_query(req)  # one vector is quick to decode
+    result = searcher.search_inline(collection, query)  # a plain graph query is answered here, no thread hop
     if result is None:
-        (result,) = await answer(collection, lambda: [to_query(req)], state.search_workers, embed=_by_content(req))
+        (result,) = await answer(collection, lambda: [query], state.search_workers, embed=False)
     return json_response(result_json(result))
 
 
@@ -91,7 +93,7 @@ hot_routes = [
         endpoint,
         methods=["POST"],
         response_model=response_model,
-        openapi_extra=json_body(request_model),
+        body_model=request_model,
         tags=["search"],
     )
     for path, endpoint, request_model, response_model in (

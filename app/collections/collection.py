@@ -262,8 +262,7 @@ class Collection:
     def upsert_inputs(self, points: list[PointInput]) -> int:
         """Upsert points given as vectors, texts, sequences or images: the embedding happens here, off the loop."""
         vectors, sources = vectors_of(self.embedder, self.name, self._config.dim, points)
-        payloads = [p.payload for p in points]
-        return self.upsert([p.id for p in points], vectors, payloads, sources if self._config.store_source else None)
+        return self.upsert([p.id for p in points], vectors, [p.payload for p in points], sources)
 
     def delete(self, ids: list[PointId]) -> tuple[int, int]:
         """Delete the given ids (unknown ones are skipped). Returns (deleted count, sequence number)."""

@@ -231,8 +231,6 @@ class GraphManager:
             if self._after_build:
                 self._wake.set()  # so the next start loads instead of rebuilding
         except Exception:
-            if self._stopping.is_set():  # closed while starting: the database went away under the builder
-                return
             self.failures["build"] += 1
             log.exception("collection %s: graph could not be built; exact search only", name)
             self.state = "failed"

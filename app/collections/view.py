@@ -94,8 +94,12 @@ class ReadView:
         return self._table.points(slots, with_payload, with_vector)
 
     def mask(self, flt: dict[str, Any] | None) -> np.ndarray:
-        """One bool per slot: a live point matching the filter (every live point without one)."""
-        return self._table.mask(flt) if flt else self._table.exact.alive.copy()
+        """One bool per slot: a live point matching the filter (every live point without one); read-only."""
+        if flt:
+            return self._table.mask(flt)
+        alive = self._table.exact.alive.view()  # no copy of every slot for an unfiltered page
+        alive.flags.writeable = False
+        return alive
 
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
         """A keyword-indexed field's values at the slots; None when the field has no keyword index."""
