@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
 from app.api import collections, health, metrics, points, recommend, search, snapshots
+from app.api.access import GuardedRoute, keys_of
 from app.api.errors import install_error_handlers
-from app.api.guard import Guard
+from app.api.guard import DOCS_PATHS, Guard
 from app.api.openapi import install_documented_bodies
 from app.api.telemetry import HttpMetrics, Telemetry
 from app.collections.collection import PartFactory
@@ -24,6 +25,16 @@ from app.search.recall import RecallMonitor
 VERSION = "0.1.0"
 # What each collection carries besides its points, attached when it opens and closed with it.
 PARTS: tuple[PartFactory, ...] = (RecallMonitor.attach, Personalization.attach)
+
+
+ROUTED = (health, collections, points, search, recommend, snapshots, metrics)
+
+
+def api_routes() -> list[GuardedRoute]:
+    """Every route of the API (the hot search routes first), each with the access rule it declared."""
+    routes = [*search.hot_routes, *(route for module in ROUTED for route in module.router.routes)]
+    assert all(isinstance(route, GuardedRoute) for route in routes), "every router uses route_class=GuardedRoute"
+    return routes  # type: ignore[return-value]
 
 
 def open_registry(settings: Settings) -> CollectionRegistry:
@@ -59,14 +70,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key)
-    routers = [module.router for module in (health, collections, points, search, recommend, snapshots, metrics)]
-    routes = [*search.hot_routes, *(route for router in routers for route in router.routes)]
+    routes = api_routes()
+    open_paths = {route.path for route in routes if route.rule == "open"}
+    app.add_middleware(
+        Guard,
+        max_body_bytes=settings.max_body_bytes,
+        keys=keys_of(settings),
+        open_paths=open_paths | (DOCS_PATHS if settings.public_docs else set()),
+    )
     app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s
     install_error_handlers(app)
     app.router.routes[:0] = search.hot_routes
-    for router in routers:
-        app.include_router(router)
+    for module in ROUTED:
+        app.include_router(module.router)
     install_documented_bodies(app)
     return app
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import CollectionDep, RegistryDep
+from app.api.access import GuardedRoute, needs
+from app.api.deps import AccessDep, CollectionDep, RegistryDep
 from app.collections.collection import Collection
 from app.collections.models import CollectionConfig
 from app.core.errors import CollectionNotFound, DimensionMismatch
@@ -24,7 +26,7 @@ from app.schemas.collections import (
 from app.search.recall import RecallMonitor
 from app.search.tune import tune
 
-router = APIRouter(prefix="/collections", tags=["collections"])
+router = APIRouter(prefix="/collections", tags=["collections"], route_class=GuardedRoute)
 
 
 def stats(collection: Collection) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def collection_info(collection: Collection) -> CollectionInfo:
     return CollectionInfo(hnsw=hnsw, **raw)
 
 
-@router.put("/{name}", status_code=201, response_model=CollectionInfo)
+@router.put("/{name}", openapi_extra=needs("manage"), status_code=201, response_model=CollectionInfo)
 async def create_collection(name: str, body: CollectionCreate, registry: RegistryDep) -> CollectionInfo:
     """Create a collection; 409 if the name is taken."""
     config = CollectionConfig(
@@ -59,11 +61,13 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
     return await run_in_threadpool(collection_info, collection)
 
 
-@router.get("", response_model=CollectionList)
-async def list_collections(registry: RegistryDep) -> CollectionList:
+@router.get("", openapi_extra=needs("listed"), response_model=CollectionList)
+async def list_collections(registry: RegistryDep, access: AccessDep) -> CollectionList:
+    """The collections the caller may read."""
+
     def gather() -> list[CollectionInfo]:
         infos = []
-        for name in registry.names():
+        for name in filter(functools.partial(access.can, "r"), registry.names()):
             try:
                 infos.append(collection_info(registry.get(name)))
             except CollectionNotFound:  # dropped between the listing and the lookup
@@ -73,19 +77,19 @@ async def list_collections(registry: RegistryDep) -> CollectionList:
     return CollectionList(collections=await run_in_threadpool(gather))
 
 
-@router.get("/{name}", response_model=CollectionInfo)
+@router.get("/{name}", openapi_extra=needs("read"), response_model=CollectionInfo)
 async def get_collection(collection: CollectionDep) -> CollectionInfo:
     return await run_in_threadpool(collection_info, collection)
 
 
-@router.delete("/{name}", status_code=200)
+@router.delete("/{name}", openapi_extra=needs("manage"), status_code=200)
 async def drop_collection(name: str, registry: RegistryDep) -> dict[str, str]:
     """Drop a collection and delete its files."""
     await run_in_threadpool(registry.drop, name)
     return {"status": "ok"}
 
 
-@router.post("/{name}/tune", response_model=TuneReport)
+@router.post("/{name}/tune", openapi_extra=needs("write"), response_model=TuneReport)
 async def tune_collection(body: TuneRequest, collection: CollectionDep) -> TuneReport:
     """The smallest search ef whose recall@k reaches the target, on recent searches, stored points or the
     vectors sent; `apply` makes it the default. 503 while the graph is being built; 400 when the collection

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 
+from app.api.access import Access, access_of
 from app.collections.collection import Collection
 from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
@@ -24,10 +25,15 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+async def get_access(request: Request) -> Access:
+    return access_of(request)
+
+
 async def get_search_workers(request: Request) -> CapacityLimiter:
     return request.app.state.search_workers  # type: ignore[no-any-return]
 
 
+AccessDep = Annotated[Access, Depends(get_access)]
 RegistryDep = Annotated[CollectionRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SearchWorkersDep = Annotated[CapacityLimiter, Depends(get_search_workers)]

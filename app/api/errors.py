@@ -25,8 +25,9 @@ def error_response(
     return Response(orjson.dumps(body, default=str), status_code=status, media_type="application/json", headers=headers)
 
 
-def umbrella_error_response(exc: UmbrellaError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+def umbrella_error_response(exc: UmbrellaError, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(exc, Overloaded):
+        headers = {**(headers or {}), "Retry-After": str(exc.retry_after)}
     return error_response(exc.status_code, exc.code, exc.message, exc.details, headers=headers)
 
 

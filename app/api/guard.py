@@ -1,31 +1,42 @@
-"""Guard: an ASGI middleware that refuses oversized bodies and, when a key is set, unknown callers."""
+"""Guard: an ASGI middleware that authenticates the caller (its Access goes in the scope) and refuses
+unknown callers and oversized bodies before any routing or parsing."""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import error_response
+from app.api.access import ANONYMOUS, SCOPE_KEY, Keys, Unauthenticated, credential_of
+from app.api.errors import error_response, umbrella_error_response
+from app.core.errors import Unauthorized
 
-OPEN_PATHS = {"/healthz", "/readyz", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+DOCS_PATHS = frozenset({"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"})
 
 
 class Guard:
     """Pure ASGI (not BaseHTTPMiddleware), because it runs on every request of the hot path."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, api_key: str | None) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
-        self.api_key = api_key.encode() if api_key else None
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, keys: Keys, open_paths: Collection[str]) -> None:
+        """`open_paths` answer callers without a key (they see what ANONYMOUS may see)."""
+        self.app, self.max_body_bytes, self.keys, self.open_paths = app, max_body_bytes, keys, open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.api_key is not None and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
-            await error_response(401, "unauthorized", "missing or wrong api-key header")(scope, receive, send)
+        try:
+            access = self.keys.access_of(credential_of(headers))
+        except Unauthenticated as refusal:
+            access, reason = ANONYMOUS, str(refusal)
+        else:
+            reason = "missing api-key header (or Authorization: Bearer)"
+        if access is ANONYMOUS and scope["path"] not in self.open_paths:
+            await umbrella_error_response(Unauthorized(reason), _CHALLENGE)(scope, receive, send)
             return
+        scope[SCOPE_KEY] = access
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             await self._too_large(scope, receive, send)
@@ -35,11 +46,6 @@ class Guard:
             if receive is None:
                 return
         await self.app(scope, receive, send)
-
-    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
-        assert self.api_key is not None
-        given = headers.get(b"api-key") or headers.get(b"authorization", b"").removeprefix(b"Bearer ")
-        return hmac.compare_digest(given, self.api_key)
 
     async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """A chunked body has no length up front: read it, counting, then replay it."""

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from app.api.access import GuardedRoute, needs
 from app.api.collections import stats
 from app.api.telemetry import CONTENT_TYPE, HttpMetrics, family, render_all, sample
 from app.collections.collection import Collection
@@ -17,7 +18,7 @@ from app.collections.registry import CollectionRegistry
 from app.core.errors import CollectionNotFound
 from app.search.recall import RecallMonitor
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], route_class=GuardedRoute)
 
 _IMPORTED = time.time()
 # (name, info key, help); recall_estimate is emitted only when known, the others always.
@@ -103,7 +104,9 @@ def _process_lines() -> list[str]:
     return lines
 
 
-@router.get("/metrics", include_in_schema=False)  # a scrape endpoint, not API: the SDK has no method for it
+@router.get(
+    "/metrics", openapi_extra=needs("metrics"), include_in_schema=False
+)  # a scrape endpoint, not API: the SDK has no method for it
 async def metrics(request: Request) -> Response:
     registry: CollectionRegistry = request.app.state.registry
     http: HttpMetrics = request.app.state.http_metrics

@@ -7,15 +7,16 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
+
+from app.api.access import GuardedRoute
 
 M = TypeVar("M", bound=BaseModel)
 _REF = "#/components/schemas/{model}"
 
 
-class SelfParsingRoute(APIRoute):
+class SelfParsingRoute(GuardedRoute):
     """A route FastAPI documents as usual but calls as `endpoint(request, **path_params)`: no dependency
     solving and no body parsing per call. Search is the hot path, and there FastAPI's per-request machinery
     cost more than the graph search itself (benchmarks/RESULTS.md); the endpoint reads what it needs from
@@ -27,7 +28,7 @@ class SelfParsingRoute(APIRoute):
         self.body_model = body_model
         schema = {"$ref": _REF.format(model=body_model.__name__)}
         body = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-        super().__init__(path, endpoint, openapi_extra=body, **kwargs)
+        super().__init__(path, endpoint, openapi_extra={**kwargs.pop("openapi_extra", {}), **body}, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint

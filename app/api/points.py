@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from app.api.access import GuardedRoute, needs
 from app.api.codec import decode_image, decode_matrix, decode_vector, json_response, point_json
 from app.api.deps import CollectionDep, SettingsDep, check_batch
 from app.collections.ingest import PointInput
@@ -23,7 +24,7 @@ from app.schemas.points import (
     WriteResult,
 )
 
-router = APIRouter(prefix="/collections/{name}/points", tags=["points"])
+router = APIRouter(prefix="/collections/{name}/points", tags=["points"], route_class=GuardedRoute)
 
 
 def to_input(point: PointIn) -> PointInput:
@@ -44,7 +45,7 @@ def to_input(point: PointIn) -> PointInput:
     )
 
 
-@router.put("", response_model=WriteResult)
+@router.put("", openapi_extra=needs("write"), response_model=WriteResult)
 async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Insert or replace points, all or nothing; answered once the batch is on disk."""
     if body.batch is not None:
@@ -61,7 +62,7 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
     return WriteResult(count=len(points), seq=seq)
 
 
-@router.post("/get", response_model=PointList)
+@router.post("/get", openapi_extra=needs("read"), response_model=PointList)
 async def get_points(body: GetRequest, collection: CollectionDep, settings: SettingsDep) -> Response:
     check_batch(len(body.ids), settings.max_batch_points, "ids")
     points = await run_in_threadpool(
@@ -74,7 +75,7 @@ async def get_points(body: GetRequest, collection: CollectionDep, settings: Sett
     return json_response({"points": [point_json(p) for p in points]})
 
 
-@router.post("/delete", response_model=WriteResult)
+@router.post("/delete", openapi_extra=needs("write"), response_model=WriteResult)
 async def delete_points(body: DeleteRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Delete by ids or by filter; answered once the deletion is on disk."""
     if body.ids is not None:
@@ -86,13 +87,13 @@ async def delete_points(body: DeleteRequest, collection: CollectionDep, settings
     return WriteResult(count=count, seq=seq)
 
 
-@router.post("/count", response_model=CountResult)
+@router.post("/count", openapi_extra=needs("read"), response_model=CountResult)
 async def count_points(body: CountRequest, collection: CollectionDep) -> CountResult:
     flt = body.filter.as_dict() if body.filter else None
     return CountResult(count=await run_in_threadpool(collection.count_matching, flt))
 
 
-@router.post("/scroll", response_model=ScrollPage)
+@router.post("/scroll", openapi_extra=needs("read"), response_model=ScrollPage)
 async def scroll_points(body: ScrollRequest, collection: CollectionDep) -> Response:
     """Page through points in storage order; pass next_offset back to continue."""
     page = await run_in_threadpool(

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from app.api.access import GuardedRoute, needs
 from app.api.codec import hit_json, json_response, result_json
 from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
@@ -34,10 +35,10 @@ from app.schemas.search import SearchResponse
 from app.search.examples import recommend
 from app.search.models import Query
 
-router = APIRouter(prefix="/collections/{name}", tags=["recommendation"])
+router = APIRouter(prefix="/collections/{name}", tags=["recommendation"], route_class=GuardedRoute)
 
 
-@router.post("/recommend", response_model=SearchResponse)
+@router.post("/recommend", openapi_extra=needs("read"), response_model=SearchResponse)
 async def recommend_by_examples(
     body: RecommendRequest, collection: CollectionDep, workers: SearchWorkersDep
 ) -> Response:
@@ -61,7 +62,7 @@ async def recommend_by_examples(
     return json_response(result_json(result))
 
 
-@router.post("/events", response_model=EventsReport)
+@router.post("/events", openapi_extra=needs("write"), response_model=EventsReport)
 async def add_events(body: EventsRequest, collection: CollectionDep, settings: SettingsDep) -> EventsReport:
     """Store interaction events; answered once they are on disk, with what was kept, dropped and refused."""
     check_batch(len(body.events), settings.max_batch_points, "events")
@@ -69,14 +70,14 @@ async def add_events(body: EventsRequest, collection: CollectionDep, settings: S
     return EventsReport(**await run_in_threadpool(collection.part(Personalization).add_events, events))
 
 
-@router.get("/users/{user}", response_model=UserProfile)
+@router.get("/users/{user}", openapi_extra=needs("read"), response_model=UserProfile)
 async def get_user(user: str, collection: CollectionDep, with_vector: bool = False) -> UserProfile:
     """A user's profile: event counts, activity, top categories, the taste vector on request; 404 if unknown."""
     personalization = collection.part(Personalization)
     return UserProfile(**await run_in_threadpool(personalization.user, user, with_vector=with_vector))
 
 
-@router.get("/users/{user}/recommendations", response_model=UserRecommendations)
+@router.get("/users/{user}/recommendations", openapi_extra=needs("read"), response_model=UserRecommendations)
 async def recommend_for_user(
     user: str,
     collection: CollectionDep,
@@ -111,7 +112,7 @@ async def recommend_for_user(
     )
 
 
-@router.post("/ranker/train", response_model=RankerReport)
+@router.post("/ranker/train", openapi_extra=needs("write"), response_model=RankerReport)
 async def train_ranker(collection: CollectionDep, body: TrainRequest | None = None) -> RankerReport:
     """Train the logistic-regression ranker on the stored events; 409 when there are too few."""
     body = body or TrainRequest()
@@ -131,13 +132,18 @@ def _ranker(collection: Collection) -> ranker_store.Ranker:
     return trained
 
 
-@router.get("/ranker", response_model=RankerReport)
+@router.get("/ranker", openapi_extra=needs("read"), response_model=RankerReport)
 async def get_ranker(collection: CollectionDep) -> RankerReport:
     """Hyper-parameters tried and chosen, per-epoch losses, and validation metrics beside the baselines."""
     return RankerReport(**_ranker(collection).report)
 
 
-@router.get("/ranker/curves.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})
+@router.get(
+    "/ranker/curves.svg",
+    openapi_extra=needs("read"),
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
 async def ranker_curves(collection: CollectionDep) -> Response:
     """Train and validation loss per epoch of the chosen setting (the others' validation loss faint)."""
     svg = loss_curves_svg(ranker_store.training_report(_ranker(collection)))

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from app.api.access import GuardedRoute, needs
 from app.api.codec import decode_image, decode_vector, json_response, result_json
 from app.api.deps import CollectionDep, SearchWorkersDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
@@ -22,7 +23,7 @@ from app.search import searcher
 from app.search.models import Query, SearchResult
 from app.search.queries import embed_queries
 
-router = APIRouter(prefix="/collections/{name}/search", tags=["search"])
+router = APIRouter(prefix="/collections/{name}/search", tags=["search"], route_class=GuardedRoute)
 
 
 def to_query(req: SearchRequest) -> Query:
@@ -95,6 +96,7 @@ hot_routes = [
         response_model=response_model,
         body_model=request_model,
         tags=["search"],
+        openapi_extra=needs("read"),
     )
     for path, endpoint, request_model, response_model in (
         ("", search, SearchRequest, SearchResponse),
@@ -103,7 +105,7 @@ hot_routes = [
 ]
 
 
-@router.post("/image", response_model=SearchResponse)
+@router.post("/image", openapi_extra=needs("read"), response_model=SearchResponse)
 async def search_by_photo(
     collection: CollectionDep,
     workers: SearchWorkersDep,

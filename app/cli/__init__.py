@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import uvicorn
+from pydantic import ValidationError
 
 from app.cli.remote import bench_command, collections_command, export_command, import_command
 from app.core.config import Settings
@@ -27,7 +28,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: st
     from app.main import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir, "api_key": api_key}.items() if v}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        raise click.ClickException("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
+    if refusal := settings.unsafe_bind():
+        raise click.ClickException(refusal)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,7 +22,18 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `umbrella serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `umbrella serve` listens on.")
-    api_key: str | None = Field(None, description="When set, every request must send it as `api-key` header.")
+    api_key: str | None = Field(
+        None,
+        description="The admin key: every request but the open ones must send it (or the read-only key, or a "
+        "token signed with it) as the `api-key` header or `Authorization: Bearer …`.",
+    )
+    read_only_api_key: str | None = Field(
+        None, description="A second key that reads every collection and changes nothing (needs UMBRELLA_API_KEY)."
+    )
+    public_docs: bool = Field(True, description="Serve /docs and /openapi.json without a key.")
+    allow_unauthenticated: bool = Field(
+        False, description="Let `umbrella serve` listen on a non-loopback address without UMBRELLA_API_KEY."
+    )
     durability: Literal["fsync", "relaxed"] = Field(
         "fsync",
         description="fsync: a write is acknowledged after it is on disk (survives power loss). "
@@ -69,3 +81,27 @@ class Settings(BaseSettings):
     embed_max_queue: int = Field(
         1024, ge=1, description="Most items waiting to be embedded per model; beyond it requests get 429."
     )
+
+    @model_validator(mode="after")
+    def _keys_make_sense(self) -> Settings:
+        if self.read_only_api_key and not self.api_key:
+            raise ValueError("UMBRELLA_READ_ONLY_API_KEY needs UMBRELLA_API_KEY: without an admin key all is open")
+        if self.read_only_api_key and self.read_only_api_key == self.api_key:
+            raise ValueError("UMBRELLA_READ_ONLY_API_KEY must differ from UMBRELLA_API_KEY")
+        return self
+
+    def unsafe_bind(self) -> str | None:
+        """Why listening on `host` would be unsafe (None when it is not): a non-loopback address and no key."""
+        if self.api_key or self.allow_unauthenticated or _is_loopback(self.host):
+            return None
+        return (
+            f"refusing to listen on {self.host} without UMBRELLA_API_KEY: anyone who reaches it could read and "
+            "delete every collection (set UMBRELLA_API_KEY, or UMBRELLA_ALLOW_UNAUTHENTICATED=1 to accept that)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to anything
+        return False

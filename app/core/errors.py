@@ -89,6 +89,11 @@ class Unauthorized(UmbrellaError):
     status_code = 401
 
 
+class Forbidden(UmbrellaError):
+    code = "forbidden"
+    status_code = 403
+
+
 class NotFound(UmbrellaError):
     code = "not_found"
     status_code = 404

@@ -11,7 +11,8 @@ UmbrellaError                    code, status, message, details, retry_after
 │   ├── ImageTooLarge
 │   ├── ModelNotFound
 │   └── InvalidSnapshot
-├── Unauthorized (401)
+├── Unauthorized (401)            no key, a wrong key, or a bad or expired token
+├── Forbidden (403)               a valid key or token that does not cover this collection or operation
 ├── NotFound (404)
 │   ├── CollectionNotFound
 │   ├── PointNotFound
@@ -113,6 +114,11 @@ class Unauthorized(UmbrellaError):
     status_code = 401
 
 
+class Forbidden(UmbrellaError):
+    code = "forbidden"
+    status_code = 403
+
+
 class NotFound(UmbrellaError):
     code = "not_found"
     status_code = 404
@@ -198,6 +204,7 @@ ERRORS_BY_CODE: dict[str, type[UmbrellaError]] = _server_classes()
 _BY_STATUS: dict[int, type[UmbrellaError]] = {
     400: InvalidInput,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     413: PayloadTooLarge,
     422: ValidationFailed,

@@ -136,6 +136,18 @@ def test_the_api_key_is_sent_and_a_wrong_one_is_unauthorized(tmp_path: Path) -> 
         assert Client(http_client=http).healthz() == "ok"  # the probes stay open
 
 
+def test_a_read_only_key_reads_and_is_forbidden_to_write(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, api_key="admin-s3cret", read_only_api_key="reader-s3cret")
+    with TestClient(create_app(settings)) as http:
+        with Client(http_client=http, api_key="admin-s3cret") as admin:
+            admin.create_collection("products", dim=2)
+        with Client(http_client=http, api_key="reader-s3cret") as reader:
+            assert [c.name for c in reader.list_collections()] == ["products"]
+            with pytest.raises(errors.Forbidden) as denied:
+                reader.upsert("products", [1], vectors=[[0.1, 0.2]])
+        assert denied.value.status == 403 and denied.value.code == "forbidden"
+
+
 def test_health_probes(sdk: Client) -> None:
     assert sdk.healthz() == "ok"
     _products(sdk)
