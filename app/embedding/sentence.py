@@ -17,26 +17,31 @@ from app.embedding.images import decode_image
 MAX_TEXT_CHARS = 8_192
 
 
+# A name, never a path: "all-MiniLM-L6-v2", or a Hugging Face "org/name". No "..", no leading "/".
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+
+
 def find_model(name: str, models_dir: Path | None) -> Path:
-    """Where a model lives on this machine; never a download.
+    """Where a model lives on this machine; never a download, never a path the caller chose.
 
     Looked up, in order: `models_dir/<name>`, a model package installed with pip (`gt-<name>`, which
     exposes get_model_path()), and the Hugging Face cache (`sentence-transformers/<name>` or `<name>`).
+    The errors say neither where it looked nor what is there: a caller learns nothing of the disk.
     """
-    looked: list[str] = []
-    candidates = [Path(name)] if Path(name).is_absolute() else [models_dir / name] if models_dir else []
-    for path in candidates:
-        looked.append(str(path))
+    if not _MODEL_NAME.fullmatch(name) or ".." in name:
+        raise InvalidInput(
+            f"model must be a name like all-MiniLM-L6-v2 or org/name, not a path: {name[:100]!r}", model=name[:100]
+        )
+    if models_dir is not None:
+        path = models_dir / name
         if (path / "modules.json").exists() or (path / "config.json").exists():
             return path
     package = "gt_" + re.sub(r"[^a-z0-9]+", "_", name.lower())
-    looked.append(f"the Python package {package}")
     try:
         return Path(importlib.import_module(package).get_model_path())
     except (ImportError, AttributeError):
         pass
     for repo in (f"sentence-transformers/{name}", name):
-        looked.append(f"the Hugging Face cache ({repo})")
         try:
             from huggingface_hub import snapshot_download
 
@@ -44,11 +49,10 @@ def find_model(name: str, models_dir: Path | None) -> Path:
         except (ImportError, OSError, ValueError):  # not in the cache (offline lookups raise these)
             continue
     raise ModelNotFound(
-        f"model {name!r} is not on this machine; looked in: {'; '.join(looked)}. "
-        "Put it in UMBRELLA_MODELS_DIR/<name> (a sentence-transformers folder) or install its package; "
-        "models are never downloaded while serving",
+        f"model {name!r} is not installed on this server. Put it in UMBRELLA_MODELS_DIR/<name> (a "
+        f"sentence-transformers folder), install its package ({package.replace('_', '-')}) or have it in the "
+        "Hugging Face cache; models are never downloaded while serving",
         model=name,
-        looked=looked,
     )
 
 

@@ -97,12 +97,35 @@ def test_filters_and_bad_text(shop: TestClient) -> None:
     error(shop.post("/collections/products/search", json={"sequence": "ACGT"}), 400, "wrong_modality")
 
 
-def test_missing_model_fails_at_creation_and_says_where_it_looked(shop: TestClient) -> None:
+def test_missing_model_fails_at_creation_and_says_what_to_do(shop: TestClient, models_dir: Path) -> None:
     err = error(
         shop.put("/collections/m", json={"embedder": {"kind": "text", "model": "nope-v9"}}), 400, "model_not_found"
     )
-    assert "UMBRELLA_MODELS_DIR" in err["message"] and err["details"]["looked"]
+    assert "UMBRELLA_MODELS_DIR" in err["message"] and "gt-nope-v9" in err["message"]
+    assert str(models_dir) not in str(err)  # nothing about the server's disk
     error(shop.get("/collections/m"), 404, "collection_not_found")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "/etc",
+        "/tmp/tiny-clip",
+        "../tiny-clip",
+        "a/../../tiny-clip",
+        "..",
+        "a/b/c",
+        "a\\b",
+        "~root/x",
+        "C:/models/x",
+        "",
+    ],
+)
+def test_a_model_is_a_name_never_a_path(shop: TestClient, models_dir: Path, model: str) -> None:
+    response = shop.put("/collections/p", json={"embedder": {"kind": "clip", "model": model}})
+    err = error(response, 400 if model else 422, "invalid_input" if model else "validation_error")
+    assert str(models_dir) not in str(err) and "tiny-clip" not in str(err["details"]).replace(model[:100], "")
+    error(shop.get("/collections/p"), 404, "collection_not_found")
 
 
 def _png(rgb: tuple[int, int, int]) -> str:
