@@ -125,7 +125,7 @@ class Collection:
     ) -> Collection:
         store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
         try:
-            config = CollectionConfig(**store.get_meta("config"))
+            config = CollectionConfig.from_json(store.get_meta("config"))
             embedder = embedders.get(config.embedder) if config.embedder else None
             collection = cls(folder, config, store, settings, embedder)
             seq_of_slot = collection._table.load(store.points())

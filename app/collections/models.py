@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, get_args
 
 import numpy as np
 
@@ -17,6 +17,9 @@ Source = tuple[str, bytes]  # what a point was embedded from: ("text" | "sequenc
 DEFAULT_M = 16  # links per node: recall 0.95 at ef≈100 on GloVe 50-d (DESIGN §9)
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_EF = 64
+# Bounds of the integer settings, here once: the REST schema and the check of a stored config use them.
+MAX_DIM = 8192
+LIMITS = {"dim": (1, MAX_DIM), "m": (2, 128), "ef_construction": (4, 4096), "ef": (1, 10_000)}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,37 @@ class CollectionConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, stored: Any) -> CollectionConfig:
+        """A stored config (a collection's database, a snapshot's) checked as strictly as a create: a
+        crafted or damaged one is a ValueError that says which field, never a crash later."""
+        if not isinstance(stored, dict):
+            raise ValueError("the collection config is not an object")
+        unknown = set(stored) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"the collection config has unknown fields {sorted(unknown)}")
+        config = cls(**stored)
+        for name, (low, high) in LIMITS.items():
+            value = getattr(config, name)
+            if type(value) is not int or not low <= value <= high:
+                raise ValueError(f"the collection config's {name} must be an integer from {low} to {high}")
+        if config.metric not in get_args(Metric):
+            raise ValueError(f"the collection config's metric must be one of {list(get_args(Metric))}")
+        if not isinstance(config.name, str) or not isinstance(config.store_source, bool):
+            raise ValueError("the collection config's name must be text and store_source true or false")
+        indexes = config.payload_indexes
+        if not isinstance(indexes, dict) or not all(
+            isinstance(k, str) and v in get_args(FieldType) for k, v in indexes.items()
+        ):
+            raise ValueError(f"the collection config's payload_indexes must map fields to {list(get_args(FieldType))}")
+        if config.embedder is not None and not (
+            isinstance(config.embedder, dict) and isinstance(config.embedder.get("kind"), str)
+        ):
+            raise ValueError("the collection config's embedder must be null or an object with a kind")
+        if not isinstance(config.recommendation, dict):
+            raise ValueError("the collection config's recommendation must be an object")
+        return config
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ class WouldBlock(Exception):
     """A non-blocking read found a writer in the way; retry off the event loop."""
 
 
+# Components up to this keep every score finite in float32 (3.4e38) at any dim the API allows (≤ 8192):
+# |a·b| ≤ |a||b| ≤ 8192 × 1e15² ≈ 8e33, and squared L2 distances at most four times that.
+MAX_COMPONENT = 1e15
+
+
 def prepare_vectors(config: CollectionConfig, vectors: np.ndarray, expected: int) -> np.ndarray:
     """Check shape and values against the collection and normalise for its metric; 400s for bad vectors."""
     if vectors.ndim != 2 or vectors.shape[1] != config.dim or len(vectors) != expected:
@@ -39,8 +44,14 @@ def prepare_vectors(config: CollectionConfig, vectors: np.ndarray, expected: int
             expected=config.dim,
             got=got,
         )
-    if not np.isfinite(vectors).all():
-        bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+    peaks = np.abs(vectors).max(axis=1) if vectors.size else np.zeros(len(vectors), np.float32)
+    if not (peaks <= MAX_COMPONENT).all():  # NaN compares false, so NaN lands here too
+        bad = int(np.flatnonzero(~(peaks <= MAX_COMPONENT))[0])
+        if np.isfinite(peaks[bad]):
+            raise InvalidVector(
+                f"vector #{bad} has a component beyond ±{MAX_COMPONENT:.0e}: its scores would overflow float32",
+                index=bad,
+            )
         raise InvalidVector(f"vector #{bad} contains NaN or infinity", index=bad)
     if config.metric == "cosine" and not np.linalg.norm(vectors, axis=1).all():
         bad = int(np.flatnonzero(np.linalg.norm(vectors, axis=1) == 0)[0])

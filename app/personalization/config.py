@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from app.core.errors import InvalidInput
 
 EVENT_TYPES = ("view", "click", "cart", "purchase", "rating")
 DEFAULT_WEIGHTS = {"view": 0.2, "click": 1.0, "cart": 2.0, "purchase": 4.0, "rating": 2.0}
@@ -21,8 +24,23 @@ class RecommendConfig:
 
     @classmethod
     def of(cls, stored: dict[str, Any]) -> RecommendConfig:
-        """From a collection config's `recommendation` (empty for collections made before it: defaults)."""
-        return cls(**stored)
+        """From a collection config's `recommendation` (empty for collections made before it: defaults);
+        InvalidInput for one that a create would have refused (a crafted snapshot)."""
+        try:
+            config = cls(**stored)
+        except TypeError as err:
+            raise InvalidInput(f"recommendation settings: {err}") from None
+        weights, half_life = config.weights, config.half_life_days
+        if not isinstance(weights, dict) or set(weights) != set(EVENT_TYPES):
+            raise InvalidInput(f"recommendation weights must name exactly {list(EVENT_TYPES)}")
+        numbers = [*weights.values(), half_life]
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+            raise InvalidInput("recommendation weights and half_life_days must be finite numbers")
+        if half_life <= 0:
+            raise InvalidInput("recommendation half_life_days must be positive")
+        if not all(f is None or isinstance(f, str) for f in (config.category_field, config.price_field)):
+            raise InvalidInput("recommendation category_field and price_field must be field names or null")
+        return config
 
     def weight(self, event_type: str, value: float) -> float:
         """A rating of 5 pulls as hard as weights["rating"], 3 not at all, 1 pushes away."""

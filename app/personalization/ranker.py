@@ -159,13 +159,23 @@ class _Trainer:
         return _PairSet.build(self.personalization, state, pairs)
 
     def _check_enough(self, train_set: _PairSet, val_set: _PairSet) -> None:
-        got = {"train_positives": int(train_set.y.sum()), "validation_positives": int(val_set.y.sum())}
-        needed = {"train_positives": MIN_TRAIN_POSITIVES, "validation_positives": MIN_VALIDATION_POSITIVES}
+        got = {
+            "train_positives": int(train_set.y.sum()),
+            "validation_positives": int(val_set.y.sum()),
+            "train_negatives": int(len(train_set.y) - train_set.y.sum()),
+        }
+        needed = {
+            "train_positives": MIN_TRAIN_POSITIVES,
+            "validation_positives": MIN_VALIDATION_POSITIVES,
+            "train_negatives": 1,  # a classifier needs both classes
+        }
         if any(got[k] < needed[k] for k in needed):
             raise NotEnoughEvents(
                 f"too few interactions to train a ranker: need {MIN_TRAIN_POSITIVES} positive training pairs and "
                 f"{MIN_VALIDATION_POSITIVES} positive validation pairs (clicks, carts, purchases, ratings ≥ 4 of users "
-                f"with earlier history), got {got['train_positives']} and {got['validation_positives']}",
+                f"with earlier history), got {got['train_positives']} and {got['validation_positives']}; and "
+                f"negative training pairs (views without a click, or negatives_per_positive ≥ 1), got "
+                f"{got['train_negatives']}",
                 needed=needed,
                 got=got,
             )

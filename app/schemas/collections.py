@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from app.collections.models import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from app.collections.models import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, LIMITS, MAX_DIM
 from app.personalization.config import (
     DEFAULT_CATEGORY_FIELD,
     DEFAULT_HALF_LIFE_DAYS,
@@ -19,9 +19,21 @@ FieldTypeName = Literal["keyword", "integer", "float", "bool"]
 
 
 class HnswParams(Strict):
-    m: int = Field(DEFAULT_M, ge=2, le=128, description="Links per node; more is better recall, more memory.")
-    ef_construction: int = Field(DEFAULT_EF_CONSTRUCTION, ge=4, le=4096, description="Beam width while inserting.")
-    ef: int = Field(DEFAULT_EF, ge=1, le=10_000, description="Default beam width while searching.")
+    m: int = Field(
+        DEFAULT_M,
+        ge=LIMITS["m"][0],
+        le=LIMITS["m"][1],
+        description="Links per node; more is better recall, more memory.",
+    )
+    ef_construction: int = Field(
+        DEFAULT_EF_CONSTRUCTION,
+        ge=LIMITS["ef_construction"][0],
+        le=LIMITS["ef_construction"][1],
+        description="Beam width while inserting.",
+    )
+    ef: int = Field(
+        DEFAULT_EF, ge=LIMITS["ef"][0], le=LIMITS["ef"][1], description="Default beam width while searching."
+    )
 
 
 class TextEmbedderSpec(Strict):
@@ -88,7 +100,7 @@ EmbedderSpec = Annotated[
 
 
 class CollectionCreate(Strict):
-    dim: int | None = Field(None, ge=1, le=8192, description="Vector dimension; the embedder's if one is set.")
+    dim: int | None = Field(None, ge=1, le=MAX_DIM, description="Vector dimension; the embedder's if one is set.")
     embedder: EmbedderSpec | None = Field(
         None, description="Embed texts, images or sequences server-side instead of receiving vectors."
     )

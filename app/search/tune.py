@@ -10,6 +10,7 @@ import numpy as np
 
 from app.collections.view import Catalog, ReadView
 from app.core.errors import InvalidInput, NotReady
+from app.index.base import IncompleteResult
 from app.index.hnsw import HnswIndex
 from app.search.recall import RecallMonitor
 
@@ -83,7 +84,7 @@ def tune(
             if view.seq != seq:  # written to since the truth was taken
                 seq, expected = view.seq, _truth(view, qs, want, own, k)
             started = time.perf_counter()
-            found, _ = graph.search(qs, want, ef=ef)
+            found = _graph_answers(graph, qs, want, ef)
             seconds = time.perf_counter() - started
         got = _top(found, own, k)
         recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
@@ -98,6 +99,21 @@ def tune(
             monitor.reset()  # its samples describe the old ef
         report.applied = True
     return report
+
+
+def _graph_answers(graph: HnswIndex, qs: np.ndarray, want: int, ef: int) -> np.ndarray:
+    """The graph's `want` best slots per query at this ef. A graph starved by deletes cannot return `want`
+    for some queries (hnswlib refuses the whole batch): those count as misses at this ef, not as an error."""
+    try:
+        return graph.search(qs, want, ef=ef)[0]
+    except IncompleteResult:
+        rows = []
+        for q in qs:
+            try:
+                rows.append(graph.search(q, want, ef=ef)[0][0])
+            except IncompleteResult:
+                rows.append(np.full(want, -1, np.int64))
+        return np.vstack(rows)
 
 
 def _check_graph(view: ReadView) -> HnswIndex:

@@ -12,8 +12,9 @@ from typing import Any
 
 from app.collections.collection import Collection
 from app.collections.layout import DB_FILE, INCOMING_PREFIX, NAME_RE, RANKER_FILE, snapshots_of
+from app.collections.models import CollectionConfig
 from app.collections.registry import CollectionRegistry
-from app.core.errors import InvalidSnapshot, SnapshotNotFound
+from app.core.errors import InvalidInput, InvalidSnapshot, SnapshotNotFound
 from app.storage.snapshots import SUFFIX, CorruptSnapshot, read_manifest, unpack_snapshot, write_snapshot
 from app.storage.sqlite_store import PointStore
 
@@ -119,7 +120,12 @@ def restore(registry: CollectionRegistry, name: str, snapshot: str) -> Collectio
             _adopt(incoming / DB_FILE, name)
         except CorruptSnapshot as err:
             raise InvalidSnapshot(str(err), collection=name, snapshot=snapshot) from None
-        return registry.replace(name, incoming)
+        try:
+            return registry.replace(name, incoming)
+        except InvalidInput as err:  # its config names an embedder or settings this server refuses
+            raise InvalidSnapshot(
+                f"the snapshot's collection cannot open here: {err.message}", collection=name, snapshot=snapshot
+            ) from None
     finally:
         shutil.rmtree(incoming, ignore_errors=True)  # gone already when the restore succeeded
 
@@ -129,10 +135,14 @@ def _adopt(db: Path, name: str) -> None:
     try:
         store = PointStore(db)
         try:
-            config = store.get_meta("config")
-            if not isinstance(config, dict) or not isinstance(config.get("dim"), int):
+            stored = store.get_meta("config")
+            if not isinstance(stored, dict):
                 raise CorruptSnapshot("the snapshot's database holds no collection config")
-            store.set_meta("config", {**config, "name": name})
+            try:
+                config = CollectionConfig.from_json({**stored, "name": name})
+            except (TypeError, ValueError) as err:
+                raise CorruptSnapshot(f"the snapshot's collection config is not valid: {err}") from None
+            store.set_meta("config", config.to_json())
         finally:
             store.close()
     except sqlite3.DatabaseError as err:

@@ -242,3 +242,39 @@ def test_huge_integers_in_events_are_rejected_events_not_errors(shop: TestClient
     assert response.status_code == 200, response.text
     report = response.json()
     assert (report["accepted"], report["rejected"], report["reasons"]) == (0, 1, {reason: 1})
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2", "cosine"])
+@pytest.mark.parametrize("component", [3e38, -1e16, 1.5e15])
+def test_vectors_whose_scores_would_overflow_are_refused(client: TestClient, metric: str, component: float) -> None:
+    create(client, "big", dim=2, metric=metric)
+    upsert(client, [{"id": 1, "vector": [1e15, -1e15]}, {"id": 2, "vector": [0.5, 0.5]}], name="big")
+    err = error(
+        client.put("/collections/big/points", json={"points": [{"id": 3, "vector": [component, 1]}]}),
+        400,
+        "invalid_vector",
+    )
+    assert "overflow" in err["message"]
+    for exact in (True, False):
+        error(
+            client.post("/collections/big/search", json={"vector": [component, 1], "exact": exact}),
+            400,
+            "invalid_vector",
+        )
+        hits = client.post("/collections/big/search", json={"vector": [-1e15, 1e15], "exact": exact}).json()
+        assert all(isinstance(h["score"], float) for h in hits["results"])  # the largest allowed: finite
+    assert client.get("/collections/big").json()["count"] == 2
+
+
+def test_tune_on_a_graph_starved_by_deletes_reports_misses_not_a_500(client: TestClient) -> None:
+    # m=2 and a narrow build, then nearly everything deleted: hnswlib cannot return k for some queries.
+    create(client, "sparse", dim=8, metric="l2", hnsw={"m": 2, "ef_construction": 4})
+    vectors = np.random.default_rng(0).normal(size=(3000, 8))
+    for start in range(0, 3000, 1000):
+        batch = [{"id": i, "vector": vectors[i].tolist()} for i in range(start, start + 1000)]
+        upsert(client, batch, name="sparse")
+    client.post("/collections/sparse/points/delete", json={"ids": list(range(2499))})
+    response = client.post("/collections/sparse/tune", json={"k": 500, "source": "points", "queries": 20})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["trials"] and all(0 <= t["recall"] <= 1 for t in report["trials"])

@@ -203,11 +203,20 @@ def test_training_needs_enough_events(client: TestClient, small_shop: Shop) -> N
     error(client.post(f"{SHOP}/ranker/train", json={}), 409, "not_enough_events")
     client.post(f"{SHOP}/events", json={"events": small_shop.events[:300]})
     err = error(client.post(f"{SHOP}/ranker/train", json={}), 409, "not_enough_events")
-    assert err["details"]["needed"] == {"train_positives": 20, "validation_positives": 5}
+    assert err["details"]["needed"] == {"train_positives": 20, "validation_positives": 5, "train_negatives": 1}
     assert err["details"]["got"]["train_positives"] < 20 or err["details"]["got"]["validation_positives"] < 5
     error(client.get(f"{SHOP}/ranker"), 404, "ranker_not_found")
     error(client.get(f"{SHOP}/ranker/curves.svg"), 404, "ranker_not_found")
     error(client.post(f"{SHOP}/ranker/train", json={"alphas": []}), 422, "validation_error")
+
+
+def test_training_on_positives_only_without_sampled_negatives_is_a_409(client: TestClient, small_shop: Shop) -> None:
+    _load_shop(client, small_shop, events=False)
+    positives = [e for e in small_shop.events if e["type"] in ("click", "cart", "purchase")]
+    client.post(f"{SHOP}/events", json={"events": positives})
+    err = error(client.post(f"{SHOP}/ranker/train", json={"negatives_per_positive": 0}), 409, "not_enough_events")
+    assert err["details"]["got"]["train_negatives"] == 0 and err["details"]["got"]["train_positives"] >= 20
+    assert client.post(f"{SHOP}/ranker/train", json={"negatives_per_positive": 1}).status_code == 200
 
 
 # ---- recommend by examples ---------------------------------------------------------------------------

@@ -10,12 +10,15 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
+from app.collections.layout import DB_FILE
 from app.collections.models import CollectionConfig
 from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
 from app.main import create_app
+from app.storage.snapshots import write_snapshot
 from tests.api.helpers import create, error, upsert
 from tests.conftest import clustered
 
@@ -221,3 +224,58 @@ def test_a_restore_cut_short_is_settled_on_start(settings: Settings) -> None:
         assert not list(root.glob(".restoring-*")) and not list(root.glob(".incoming-*"))
     finally:
         registry.close()
+
+
+def _crafted(settings: Settings, snap: dict, name: str, **config_changes: object) -> str:
+    """A well-formed snapshot (valid checksums) whose stored collection config is changed as given."""
+    folder = Path(settings.data_dir) / ".snapshots" / "products"
+    with tarfile.open(folder / snap["name"]) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        db = tar.extractfile(DB_FILE).read()  # type: ignore[union-attr]
+
+    def fill(work: Path) -> dict:
+        (work / DB_FILE).write_bytes(db)
+        with sqlite3.connect(work / DB_FILE) as conn:
+            (raw,) = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps({**json.loads(raw), **config_changes}),)
+            )
+        conn.close()
+        return {k: v for k, v in manifest.items() if k not in ("format", "files")}
+
+    path, _ = write_snapshot(folder, fill, lambda _: f"{name}.snapshot")
+    return path.name
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"dim": -1},
+        {"dim": 9000},
+        {"dim": "4"},
+        {"metric": "evil"},
+        {"m": 0},
+        {"ef": 10**9},
+        {"payload_indexes": {"price": "vector"}},
+        {"embedder": {"kind": "evil"}},
+        {"embedder": {"kind": "text", "model": "/etc"}},
+        {"embedder": "text"},
+        {"recommendation": {"half_life_days": -1}},
+        {"recommendation": {"weights": {"view": "x"}}},
+        {"recommendation": {"nope": 1}},
+        {"extra_field": 1},
+    ],
+)
+def test_a_snapshot_with_a_crafted_config_is_refused_and_the_collection_is_untouched(
+    client: TestClient, settings: Settings, changes: dict
+) -> None:
+    create(client)
+    upsert(client, _points(20))
+    snap = _snapshot(client)
+    before = _state(client)
+    crafted = _crafted(settings, snap, "products-20990101T000000Z-1", **changes)
+    err = error(client.post(f"/collections/products/snapshots/{crafted}/restore"), 400, "invalid_snapshot")
+    assert "config" in err["message"] or "cannot open" in err["message"]
+    assert _state(client) == before
+    assert client.get("/collections/products").json()["count"] == 20
+    assert client.post(f"/collections/products/snapshots/{snap['name']}/restore").status_code == 200
