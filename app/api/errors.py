@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,10 +19,14 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
+# A Python repr such as <_io.BytesIO object at 0x7f…> tells a caller nothing and the server's internals too much.
+_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 def error_response(
     status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
 ) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    body = {"error": {"code": code, "message": _REPR.sub("<object>", message), "details": details or {}}}
     return Response(orjson.dumps(body, default=str), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -54,7 +59,8 @@ async def _validation(_: Request, exc: Exception) -> Response:
 
 async def _http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)  # 405 keeps its Allow
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

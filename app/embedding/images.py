@@ -44,8 +44,8 @@ def decode_image(
         img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # Pillow's own ceiling (2 × MAX_IMAGE_PIXELS) came first
         raise ImageTooLarge(f"image has too many pixels: {exc}", limit=max_pixels) from None
-    except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"not a readable image: {exc}") from None
+    except _DECODE_ERRORS:
+        raise InvalidImage("not a readable image: send the bytes of a JPEG, PNG or WebP file") from None
     fmt = img.format
     if fmt not in ALLOWED_FORMATS:
         raise InvalidImage(f"image format {fmt} is not accepted; send JPEG, PNG or WebP", format=fmt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -278,3 +279,28 @@ def test_tune_on_a_graph_starved_by_deletes_reports_misses_not_a_500(client: Tes
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["trials"] and all(0 <= t["recall"] <= 1 for t in report["trials"])
+
+
+def test_image_errors_carry_no_python_reprs(client: TestClient) -> None:
+    client.put("/collections/photos", json={"embedder": {"kind": "image"}})
+    for response in (
+        client.post("/collections/photos/search", json={"image": "aGVsbG8gd29ybGQ="}),
+        client.post("/collections/photos/search/image", files={"file": ("x.jpg", b"\xff\xd8\xff\xe0garbage")}),
+        client.put("/collections/photos/points", json={"points": [{"id": 1, "image": "aGVsbG8gd29ybGQ="}]}),
+    ):
+        err = error(response, 400, "invalid_image")
+        assert " at 0x" not in err["message"] and "<" not in err["message"], err["message"]
+
+
+def test_a_wrong_method_is_a_405_with_allow(shop: TestClient) -> None:
+    for method, path, allowed in (("DELETE", f"{C}/search", "POST"), ("GET", f"{C}/points", "PUT")):
+        response = shop.request(method, path)
+        error(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == allowed
+
+
+def test_no_error_message_can_carry_a_python_repr() -> None:
+    from app.api.errors import error_response
+
+    body = error_response(400, "x", f"cannot read {object()!r} or {io.BytesIO()}").body
+    assert b" at 0x" not in body and b"<object>" in body
