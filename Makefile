@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-docker lint bench clean
+.PHONY: run test test-fast test-docker fuzz lint bench clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ test-fast: $(STAMP)  ## unit and API tests only (no real server processes, nothi
 
 test-docker: $(STAMP)  ## build the image, docker compose up, talk to it, restart, tear down (~7.5 min cold, ~1.5 min with a running engine)
 	UMBRELLA_DOCKER_TEST=1 $(BIN)/pytest -q -s tests/docker
+
+fuzz: $(STAMP)  ## schemathesis for 30 minutes against a fresh seeded server (CI runs 2 minutes of it in make test)
+	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-1800}
 
 bench: $(STAMP)  ## the GloVe benchmark; writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.glove

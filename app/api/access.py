@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.errors import umbrella_error_response
 from app.core.config import Settings
 from app.core.errors import Forbidden
+from app.schemas.common import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,24 @@ def needs(rule: Rule) -> dict[str, Any]:
     return {_RULE_KEY: rule}
 
 
+_MEANING = {
+    400: "Invalid input (the error's code says which rule it broke).",
+    401: "No credential, or a wrong key or a bad or expired token.",
+    403: "A valid credential that does not cover this collection or operation.",
+    404: "The collection (or the point, user, ranker or snapshot) does not exist.",
+    409: "Conflicts with the current state (the error's code says which).",
+    413: "The body or a batch is larger than the server takes.",
+    422: "The request does not match the schema.",
+    429: "Too much work is waiting; retry after Retry-After seconds.",
+    503: "Not ready yet (a graph being built, a model shutting down).",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for these error statuses, each with the error envelope."""
+    return {status: {"model": ErrorResponse, "description": _MEANING[status]} for status in sorted(statuses)}
+
+
 def access_of(request: Request) -> Access:
     return request.scope.get(SCOPE_KEY, ANONYMOUS)  # type: ignore[no-any-return]
 
@@ -162,6 +181,17 @@ class GuardedRoute(APIRoute):
         if rule in ("read", "write") and "{name}" not in path:
             raise ValueError(f"route {path}: a {rule} rule needs a collection {{name}} in the path")
         self.rule: Rule = rule
+        self.responses = {**self._common_errors(), **self.responses}
+
+    def _common_errors(self) -> dict[int | str, dict[str, Any]]:
+        """The statuses every route like this one can answer, documented with the error envelope; a route
+        declares the ones of its own work (409, 429, 503, a 400 without a body) with `errors(...)`."""
+        statuses = {401} if self.rule != "open" else set()
+        statuses |= {403} if self.rule not in ("open", "listed") else set()
+        statuses |= {404} if "{" in self.path else set()
+        statuses |= {400, 413, 422} if self.methods & {"POST", "PUT"} else set()  # a body: unreadable, too big
+        statuses |= {422} if "{" in self.path or self.dependant.query_params else set()
+        return errors(*statuses)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.rule != "open":

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.access import GuardedRoute, needs
+from app.api.access import GuardedRoute, errors, needs
 from app.api.deps import AccessDep, CollectionDep, RegistryDep
 from app.collections.collection import Collection
 from app.collections.models import CollectionConfig
@@ -44,7 +44,9 @@ def collection_info(collection: Collection) -> CollectionInfo:
     return CollectionInfo(hnsw=hnsw, **raw)
 
 
-@router.put("/{name}", openapi_extra=needs("manage"), status_code=201, response_model=CollectionInfo)
+@router.put(
+    "/{name}", openapi_extra=needs("manage"), status_code=201, response_model=CollectionInfo, responses=errors(409)
+)
 async def create_collection(name: str, body: CollectionCreate, registry: RegistryDep) -> CollectionInfo:
     """Create a collection; 409 if the name is taken."""
     config = CollectionConfig(
@@ -89,7 +91,7 @@ async def drop_collection(name: str, registry: RegistryDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.post("/{name}/tune", openapi_extra=needs("write"), response_model=TuneReport)
+@router.post("/{name}/tune", openapi_extra=needs("write"), response_model=TuneReport, responses=errors(503))
 async def tune_collection(body: TuneRequest, collection: CollectionDep) -> TuneReport:
     """The smallest search ef whose recall@k reaches the target, on recent searches, stored points or the
     vectors sent; `apply` makes it the default. 503 while the graph is being built; 400 when the collection

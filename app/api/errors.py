@@ -16,7 +16,7 @@ from starlette.responses import Response
 from app.core.errors import Overloaded, UmbrellaError
 
 log = logging.getLogger(__name__)
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 # A Python repr such as <_io.BytesIO object at 0x7f…> tells a caller nothing and the server's internals too much.

@@ -18,7 +18,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", openapi_extra=needs("open"))
+@router.get(
+    "/readyz",
+    openapi_extra=needs("open"),
+    responses={503: {"description": "Some collection's graph is being built or failed to build."}},
+)
 async def readyz(registry: RegistryDep, access: AccessDep) -> Response:
     """200 when every collection's graph is loaded; 503 while any is building or failed. Each state is listed
     for the collections the caller may read (none without a key)."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.access import GuardedRoute, needs
+from app.api.access import GuardedRoute, errors, needs
 from app.api.codec import decode_image, decode_matrix, decode_vector, json_response, point_json
 from app.api.deps import CollectionDep, SettingsDep, check_batch
 from app.collections.ingest import PointInput
@@ -45,7 +45,7 @@ def to_input(point: PointIn) -> PointInput:
     )
 
 
-@router.put("", openapi_extra=needs("write"), response_model=WriteResult)
+@router.put("", openapi_extra=needs("write"), response_model=WriteResult, responses=errors(429, 503))
 async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Insert or replace points, all or nothing; answered once the batch is on disk."""
     if body.batch is not None:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.access import GuardedRoute, needs
+from app.api.access import GuardedRoute, errors, needs
 from app.api.codec import hit_json, json_response, result_json
 from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
@@ -77,7 +77,12 @@ async def get_user(user: str, collection: CollectionDep, with_vector: bool = Fal
     return UserProfile(**await run_in_threadpool(personalization.user, user, with_vector=with_vector))
 
 
-@router.get("/users/{user}/recommendations", openapi_extra=needs("read"), response_model=UserRecommendations)
+@router.get(
+    "/users/{user}/recommendations",
+    openapi_extra=needs("read"),
+    response_model=UserRecommendations,
+    responses=errors(400),  # a filter on a field without an index
+)
 async def recommend_for_user(
     user: str,
     collection: CollectionDep,
@@ -112,7 +117,7 @@ async def recommend_for_user(
     )
 
 
-@router.post("/ranker/train", openapi_extra=needs("write"), response_model=RankerReport)
+@router.post("/ranker/train", openapi_extra=needs("write"), response_model=RankerReport, responses=errors(409))
 async def train_ranker(collection: CollectionDep, body: TrainRequest | None = None) -> RankerReport:
     """Train the logistic-regression ranker on the stored events; 409 when there are too few."""
     body = body or TrainRequest()

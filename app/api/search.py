@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.access import GuardedRoute, needs
+from app.api.access import GuardedRoute, errors, needs
 from app.api.codec import decode_image, decode_vector, json_response, result_json
 from app.api.deps import CollectionDep, SearchWorkersDep, check_batch, on_search_worker
 from app.api.errors import validation_error_response
@@ -97,6 +97,7 @@ hot_routes = [
         body_model=request_model,
         tags=["search"],
         openapi_extra=needs("read"),
+        responses=errors(429, 503),
     )
     for path, endpoint, request_model, response_model in (
         ("", search, SearchRequest, SearchResponse),
@@ -105,7 +106,7 @@ hot_routes = [
 ]
 
 
-@router.post("/image", openapi_extra=needs("read"), response_model=SearchResponse)
+@router.post("/image", openapi_extra=needs("read"), response_model=SearchResponse, responses=errors(429, 503))
 async def search_by_photo(
     collection: CollectionDep,
     workers: SearchWorkersDep,

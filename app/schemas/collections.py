@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from app.collections.models import DEFAULT_EF, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, LIMITS, MAX_DIM
 from app.personalization.config import (
@@ -13,7 +13,7 @@ from app.personalization.config import (
     DEFAULT_PRICE_FIELD,
     DEFAULT_WEIGHTS,
 )
-from app.schemas.common import Strict
+from app.schemas.common import Strict, at_least_one_of
 
 FieldTypeName = Literal["keyword", "integer", "float", "bool"]
 
@@ -100,6 +100,8 @@ EmbedderSpec = Annotated[
 
 
 class CollectionCreate(Strict):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("dim", "embedder"))
+
     dim: int | None = Field(None, ge=1, le=MAX_DIM, description="Vector dimension; the embedder's if one is set.")
     embedder: EmbedderSpec | None = Field(
         None, description="Embed texts, images or sequences server-side instead of receiving vectors."

@@ -23,7 +23,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """The JSON Schema of a rule a model validator applies, so the OpenAPI (and a fuzzer) knows it too."""
+    return {"oneOf": [{"required": [name]} for name in names]}
+
+
+def at_least_one_of(*names: str) -> dict[str, Any]:
+    return {"anyOf": [{"required": [name]} for name in names]}
+
+
 class Range(Strict):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("gt", "gte", "lt", "lte"))
+
     gt: float | None = Field(None, description="Greater than.")
     gte: float | None = Field(None, description="Greater than or equal.")
     lt: float | None = Field(None, description="Less than.")
@@ -40,6 +51,8 @@ MatchValue = StrictStr | StrictBool | StrictInt | StrictFloat
 
 
 class FieldCondition(Strict):
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("match", "any", "range"))
+
     key: str = Field(min_length=1, max_length=256, description="A payload field declared in payload_indexes.")
     match: MatchValue | None = Field(None, description="The field equals this value (or contains it, for lists).")
     any: list[MatchValue] | None = Field(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn
+from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn, exactly_one_of
 
 
 class PointIn(Strict):
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("vector", "text", "sequence", "image"))
+
     id: PointId = Field(description="Unsigned integer or string; upserting an existing id replaces it.")
     vector: VectorIn | None = Field(None, description="List of numbers, or base64 of little-endian float32.")
     text: TextIn | None = Field(None, description="Text, for a text or CLIP collection.")
@@ -37,6 +39,8 @@ class PointBatch(Strict):
 
 
 class UpsertRequest(Strict):
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("points", "batch"))
+
     points: list[PointIn] | None = Field(None, min_length=1, description="Points, one object each.")
     batch: PointBatch | None = Field(None, description="Columnar form for bulk loads: ids, base64 vectors, payloads.")
 
@@ -64,6 +68,8 @@ class GetRequest(Strict):
 
 
 class DeleteRequest(Strict):
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("ids", "filter"))
+
     ids: list[PointId] | None = Field(None, min_length=1, description="Ids to delete; unknown ones are skipped.")
     filter: Filter | None = Field(None, description="Delete every point that matches.")
 

@@ -109,7 +109,7 @@ class TrainRequest(Strict):
     patience: int = Field(
         _TRAIN.patience, ge=1, le=50, description="Epochs without validation improvement before stopping."
     )
-    seed: int = Field(_TRAIN.seed, ge=0)
+    seed: int = Field(_TRAIN.seed, ge=0, le=2**32 - 1, description="Seeds sampling and SGD (a 32-bit seed).")
 
 
 class RankerReport(Strict):

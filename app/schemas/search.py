@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn
+from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn, exactly_one_of
 
 
 class SearchRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one_of("vector", "id", "text", "sequence", "image")
+    )
+
     vector: VectorIn | None = Field(None, description="Query vector: numbers, or base64 float32.")
     id: PointId | None = Field(None, description="Search with a stored point's vector; the point itself is left out.")
     text: TextIn | None = Field(None, description="Query words, for a text or CLIP collection.")

@@ -304,3 +304,7 @@ def test_no_error_message_can_carry_a_python_repr() -> None:
 
     body = error_response(400, "x", f"cannot read {object()!r} or {io.BytesIO()}").body
     assert b" at 0x" not in body and b"<object>" in body
+
+
+def test_a_ranker_seed_beyond_32_bits_is_a_422(shop: TestClient) -> None:
+    error(shop.post(f"{C}/ranker/train", json={"seed": 2**32}), 422, "validation_error")  # found by schemathesis

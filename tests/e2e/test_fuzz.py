@@ -1,0 +1,18 @@
+"""schemathesis against a real server: every operation, stateful links, no 500 and no undocumented answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzz.run import fuzz_a_fresh_server
+
+FUZZ_SECONDS = 120  # the CI run; `make fuzz` runs 30 minutes
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_fuzzer_finds_nothing() -> None:
+    result, survived, tracebacks = fuzz_a_fresh_server(FUZZ_SECONDS)
+    assert result.returncode == 0, result.output[-20_000:]
+    assert result.failures == 0 and result.generated > 1000, result.output[-5000:]  # it really ran
+    assert survived and not tracebacks, tracebacks[:5000]
