@@ -10,6 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app.cli.remote import bench_command, collections_command, export_command, import_command
+from app.cli.transport import with_deadlines
 from app.core.config import Settings
 
 
@@ -42,6 +43,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: st
         access_log=False,
         log_level="info",
         proxy_headers=False,
+        http=with_deadlines(settings.client_timeout_s),
     )
 
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = Field(
         False, description="Let `umbrella serve` listen on a non-loopback address without UMBRELLA_API_KEY."
     )
+    client_timeout_s: float = Field(
+        30,
+        gt=0,
+        description="A client must send its request head within this many seconds, and may not stall its body "
+        "longer (the whole body: ten times this); slower connections are closed.",
+    )
     durability: Literal["fsync", "relaxed"] = Field(
         "fsync",
         description="fsync: a write is acknowledged after it is on disk (survives power loss). "
