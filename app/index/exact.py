@@ -36,10 +36,12 @@ class ExactIndex:
         return self._vectors[slots]
 
     def upsert(self, slots: np.ndarray, vectors: np.ndarray) -> None:
+        """`vectors` as `prepare` made them: kept bit for bit, so what is served is what the store holds
+        (normalising a unit vector again can change its last bit)."""
         if len(slots) == 0:
             return
         self._ensure_capacity(int(slots.max()) + 1)
-        self._vectors[slots] = prepare(vectors, self.metric)
+        self._vectors[slots] = vectors
         self._alive[slots] = True
         self._size = max(self._size, int(slots.max()) + 1)
 

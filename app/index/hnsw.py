@@ -8,7 +8,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from app.index.base import IncompleteResult, Metric, prepare
+from app.index.base import IncompleteResult, Metric
 
 _SHORTFALL = "Cannot return the results in a contiguous 2D array"
 _ABSENT, _LIVE, _DELETED = 0, 1, 2
@@ -75,12 +75,14 @@ class HnswIndex:
         return int(self._graph.index_file_size()) + self._state.nbytes
 
     def upsert(self, slots: np.ndarray, vectors: np.ndarray) -> None:
-        """Add or replace; `slots` must be unique within the call."""
+        """Add or replace `vectors` as `prepare` made them; `slots` must be unique within the call."""
         if len(slots) == 0:
             return
         slots = np.asarray(slots, dtype=np.int64)
         self._ensure_capacity(int(slots.max()) + 1)
-        self._graph.add_items(prepare(vectors, self.metric), slots.astype(np.uint64), num_threads=self.threads)
+        self._graph.add_items(
+            np.ascontiguousarray(vectors, np.float32), slots.astype(np.uint64), num_threads=self.threads
+        )
         self._live += int(np.count_nonzero(self._state[slots] != _LIVE))
         self._state[slots] = _LIVE
 

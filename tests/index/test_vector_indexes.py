@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.index.base import prepare
 from app.index.exact import ExactIndex
 from app.index.hnsw import HnswIndex
 from tests.conftest import clustered
@@ -21,7 +22,7 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 def test_hnsw_recall_at_10_against_exact(metric: str) -> None:
     data = clustered(N + 200, DIM, seed=1)
-    base, queries = data[:N], data[N:]
+    base, queries = prepare(data[:N], metric), data[N:]  # the indexes store vectors as prepare() makes them
     slots = np.arange(N)
     exact = ExactIndex(DIM, metric)  # type: ignore[arg-type]
     exact.upsert(slots, base)
