@@ -229,3 +229,7 @@ def test_a_graph_loaded_from_its_checkpoint_replays_later_writes(
             assert result.plan == "hnsw" and not {h.id for h in result.hits} & deleted
     finally:
         registry.close()
+    # A graceful stop of a process that only replayed rows at start still checkpoints them: the next start
+    # replays nothing.
+    manifest = read_checkpoint(tmp_path / "data" / "c")
+    assert manifest is not None and manifest[1]["seq"] == final_seq
