@@ -34,7 +34,7 @@ def test_slow_heads_and_stalled_bodies_are_cut_off(server_factory: Callable[...,
     half_head = socket.create_connection(("127.0.0.1", port))
     half_head.sendall(b"POST /collections/x/search HTTP/1.1\r\nHost: x\r\n")  # the head never ends
     stalled = socket.create_connection(("127.0.0.1", port))
-    stalled.sendall(b"PUT /collections/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"dim\"")
+    stalled.sendall(b'PUT /collections/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"dim"')
     dripping = socket.create_connection(("127.0.0.1", port))
     dripping.sendall(b"GET /healthz HTTP/1.1\r\n")
     started, cut_after = time.monotonic(), None
