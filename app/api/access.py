@@ -156,6 +156,7 @@ _MEANING = {
     422: "The request does not match the schema.",
     429: "Too much work is waiting; retry after Retry-After seconds.",
     503: "Not ready yet (a graph being built, a model shutting down).",
+    507: "The server's disk is full: nothing of the write was kept; reads go on.",
 }
 
 
@@ -191,6 +192,7 @@ class GuardedRoute(APIRoute):
         statuses |= {404} if "{" in self.path else set()
         statuses |= {400, 413, 422} if self.methods & {"POST", "PUT"} else set()  # a body: unreadable, too big
         statuses |= {422} if "{" in self.path or self.dependant.query_params else set()
+        statuses |= {507} if self.rule in ("write", "manage") else set()  # a full disk keeps nothing
         return errors(*statuses)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:

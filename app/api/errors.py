@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from app.core.errors import Overloaded, UmbrellaError
+from app.core.errors import InsufficientStorage, Overloaded, UmbrellaError, is_disk_full
 
 log = logging.getLogger(__name__)
 _HTTP_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -64,6 +64,9 @@ async def _http(_: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_disk_full(exc):  # a write outside the database (a snapshot, a ranker file) met a full disk
+        log.warning("disk full on %s %s: %s", request.method, request.url.path, exc)
+        return umbrella_error_response(InsufficientStorage("no space left on the server's disk: nothing was kept"))
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error; the server log has the details")
 

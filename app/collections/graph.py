@@ -15,6 +15,7 @@ from app.collections.models import CollectionConfig
 from app.collections.points import PointTable
 from app.collections.rwlock import RWLock
 from app.core.config import Settings
+from app.core.errors import is_disk_full
 from app.index.hnsw import HnswIndex
 from app.storage.checkpoint import CorruptCheckpoint, read_checkpoint, write_checkpoint
 from app.storage.sqlite_store import PointStore
@@ -134,8 +135,8 @@ class GraphManager:
         """`checkpoint`, with a failure counted and logged instead of raised; the next try may work."""
         try:
             self.checkpoint()
-        except Exception:
-            self._count_failure()
+        except Exception as err:
+            self._count_failure(err)
 
     def _checkpointer(self) -> None:
         while True:
@@ -145,8 +146,8 @@ class GraphManager:
                 return
             try:
                 self._checkpoint_beside_writers()
-            except Exception:  # the next wake tries again
-                self._count_failure()
+            except Exception as err:  # the next wake tries again
+                self._count_failure(err)
 
     def _checkpoint_beside_writers(self) -> None:
         """Only hnswlib's save holds writers back; the fsync, checksum and manifest run while they write."""
@@ -180,12 +181,19 @@ class GraphManager:
             "deleted": index.deleted_slots(),
         }
         path = self._folder / f"hnsw-{seq}.bin.staged"  # removed by the next checkpoint if a crash leaves it
-        index.save(path)
+        try:
+            index.save(path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return _Staged(seq, path, info, self._changes)
 
     def _finish(self, staged: _Staged) -> None:
         """Make the staged file the checkpoint: fsync, checksum, manifest (no lock needed)."""
-        write_checkpoint(self._folder, staged.seq, lambda tmp: os.replace(staged.path, tmp), staged.info)
+        try:
+            write_checkpoint(self._folder, staged.seq, lambda tmp: os.replace(staged.path, tmp), staged.info)
+        finally:
+            staged.path.unlink(missing_ok=True)  # moved in on success; on a failure, its space back
 
     def _settle(self, staged: _Staged) -> None:
         """After the checkpoint is on disk (write mutex held): forget what it covers."""
@@ -193,9 +201,12 @@ class GraphManager:
         self._after_build = False
         self._store.prune_tombstones(staged.seq)
 
-    def _count_failure(self) -> None:
+    def _count_failure(self, err: Exception) -> None:
         self.failures["checkpoint"] += 1
-        log.exception("collection %s: checkpoint failed", self.config.name)
+        if is_disk_full(err):  # expected on a full disk, and said by the 507s too: no traceback
+            log.warning("collection %s: checkpoint failed, disk full; the database has every write", self.config.name)
+        else:
+            log.exception("collection %s: checkpoint failed", self.config.name)
 
     # ---- bringing the graph up ----------------------------------------------------------------
     def _params(self) -> dict[str, int]:

@@ -30,6 +30,8 @@ UmbrellaError
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any, ClassVar
 
 
@@ -164,6 +166,20 @@ class Overloaded(UmbrellaError):
 class NotReady(UmbrellaError):
     code = "not_ready"
     status_code = 503
+
+
+class InsufficientStorage(UmbrellaError):
+    """The disk is full: nothing of the write was kept; reads go on, and writes work again once there is space."""
+
+    code = "insufficient_storage"
+    status_code = 507
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An error that means no space left: ENOSPC from the OS, or SQLite's SQLITE_FULL."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def all_error_classes() -> list[type[UmbrellaError]]:

@@ -34,14 +34,29 @@ def write_checkpoint(folder: Path, seq: int, save: Callable[[Path], None], info:
     """
     name = f"hnsw-{seq}.bin"
     tmp = folder / (name + ".tmp")
-    save(tmp)  # hnswlib writes in place; only ever let it write a temp file
-    fsync_path(tmp)
-    os.replace(tmp, folder / name)
-    manifest = {"seq": seq, "file": name, "sha256": sha256_file(folder / name), **info}
-    atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+    try:
+        save(tmp)  # hnswlib writes in place; only ever let it write a temp file
+        fsync_path(tmp)
+        os.replace(tmp, folder / name)
+        manifest = {"seq": seq, "file": name, "sha256": sha256_file(folder / name), **info}
+        atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+    except BaseException:  # e.g. a full disk: leave only the previous checkpoint, and the space it did not use
+        current = _named_file(folder)
+        for leftover in (tmp, folder / name, folder / (MANIFEST + ".tmp")):
+            if leftover.name != current:
+                leftover.unlink(missing_ok=True)
+        raise
     for old in folder.glob("hnsw-*.bin*"):
         if old.name != name:
             old.unlink(missing_ok=True)
+
+
+def _named_file(folder: Path) -> str | None:
+    """The graph file the manifest names now, if it can be read."""
+    try:
+        return str(json.loads((folder / MANIFEST).read_bytes())["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_checkpoint(folder: Path) -> tuple[Path, dict[str, Any]] | None:

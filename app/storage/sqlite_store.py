@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from app.core.errors import InsufficientStorage, is_disk_full
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,7 +91,24 @@ class PointStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            cur = self._conn.cursor()
+            with self._transaction(cur):
+                cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    @contextlib.contextmanager
+    def _transaction(self, cur: sqlite3.Cursor) -> Iterator[None]:
+        """All of it or none of it (lock held). A full disk becomes InsufficientStorage (507): SQLite may have
+        rolled the transaction back itself by then, so the rollback here only runs if one is still open."""
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            yield
+            cur.execute("COMMIT")
+        except BaseException as err:
+            if self._conn.in_transaction:
+                cur.execute("ROLLBACK")
+            if is_disk_full(err):
+                raise InsufficientStorage(f"no space left for {self.path.parent.name}: nothing was written") from err
+            raise
 
     def write_batch(
         self,
@@ -104,8 +124,7 @@ class PointStore:
         """
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction(cur):
                 seq = self.seq + 1
                 if deletes:
                     cur.executemany("DELETE FROM points WHERE id = ?", [(i,) for i, _ in deletes])
@@ -120,10 +139,6 @@ class PointStore:
                     cur.executemany("DELETE FROM sources WHERE id = ?", [(u[0],) for u in upserts])
                     cur.executemany("INSERT INTO sources VALUES (?, ?, ?)", [s for s in sources if s is not None])
                 cur.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             self.seq = seq
         return seq
 
@@ -150,15 +165,10 @@ class PointStore:
         inserted = []
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction(cur):
                 for row in rows:
                     cur.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
                     inserted.append(cur.rowcount == 1)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
         return inserted
 
     def events(self, batch: int = 50_000) -> Iterator[list[tuple[str, str, str, float, float]]]:

@@ -27,6 +27,7 @@ UmbrellaError                    code, status, message, details, retry_after
 ├── ValidationFailed (422)
 ├── Overloaded (429)             retry after `retry_after` seconds
 ├── NotReady (503)
+├── InsufficientStorage (507)    the server's disk is full; nothing of the write was kept
 └── ConnectionFailed             client side: no answer (refused, reset, timed out); status is None
 
 A code this SDK does not know becomes the most specific class for its HTTP status (a 404 → NotFound),
@@ -178,6 +179,11 @@ class Overloaded(UmbrellaError):
     status_code = 429
 
 
+class InsufficientStorage(UmbrellaError):
+    code = "insufficient_storage"
+    status_code = 507
+
+
 class NotReady(UmbrellaError):
     code = "not_ready"
     status_code = 503
@@ -210,6 +216,7 @@ _BY_STATUS: dict[int, type[UmbrellaError]] = {
     422: ValidationFailed,
     429: Overloaded,
     503: NotReady,
+    507: InsufficientStorage,
 }
 
 
