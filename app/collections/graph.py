@@ -259,8 +259,18 @@ class GraphManager:
         if (manifest.get("dim"), manifest.get("metric"), manifest.get("m")) != (cfg.dim, cfg.metric, cfg.m):
             log.warning("collection %s: checkpoint parameters differ from the collection's; rebuilding", name)
             return None, set()
-        index = HnswIndex.load(path, cfg.dim, cfg.metric, deleted=manifest["deleted"], **self._params())
-        covered = int(manifest["seq"])
+        try:
+            # Graph capacity grows by doubling up to the slots in use, built ones start at the exact matrix's
+            # (itself at most twice the slots): 4x the table's slots is never exceeded by a file we wrote.
+            room = max(1024, 4 * len(seq_of_slot))
+            index = HnswIndex.load(
+                path, cfg.dim, cfg.metric, deleted=manifest["deleted"], max_capacity=room, **self._params()
+            )
+            covered = int(manifest["seq"])
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError, MemoryError) as err:  # a checksummed file
+            # that hnswlib still refuses: crafted, or written by something else. The database has every point.
+            log.warning("collection %s: checkpoint unusable (%s); rebuilding the graph from the database", name, err)
+            return None, set()
         replay = set(np.flatnonzero(seq_of_slot > covered).tolist()) | set(self._store.tombstones_after(covered))
         return index, replay
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 from pathlib import Path
 
@@ -49,8 +50,13 @@ class HnswIndex:
         self._query_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path, dim: int, metric: Metric, *, deleted: list[int], **params: int) -> HnswIndex:
-        """Open a checkpoint written by `save`; `deleted` lists the labels marked deleted in it."""
+    def load(
+        cls, path: Path, dim: int, metric: Metric, *, deleted: list[int], max_capacity: int, **params: int
+    ) -> HnswIndex:
+        """Open a checkpoint written by `save`; `deleted` lists the labels marked deleted in it. ValueError
+        for a file whose header does not describe such a graph with room for at most `max_capacity` elements
+        (checked before hnswlib allocates by it)."""
+        check_graph_file(path, dim, params["m"], max_capacity)
         graph = hnswlib.Index(space=metric, dim=dim)
         graph.load_index(str(path))
         index = cls(dim, metric, graph=graph, **params)
@@ -123,6 +129,42 @@ class HnswIndex:
         state = np.zeros(capacity, dtype=np.int8)
         state[: len(self._state)] = self._state
         self._state = state
+
+
+# hnswlib 0.8's saveIndex header: offsetLevel0, max_elements, cur_element_count, size_data_per_element,
+# label_offset, offsetData (size_t each), maxlevel (int), enterpoint_node (uint32), maxM, maxM0, M (size_t),
+# mult (double), ef_construction (size_t).
+_HEADER = struct.Struct("<QQQQQQiIQQQdQ")
+
+
+def check_graph_file(path: Path, dim: int, m: int, max_capacity: int) -> None:
+    """Refuse a graph file whose header disagrees with the collection or with its own size. hnswlib trusts
+    the header: a crafted max_elements makes it allocate that many elements' memory before reading a thing."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise ValueError(f"{path.name}: {size} bytes, shorter than a graph header")
+    level0, capacity, count, per_element, label_at, data_at, top_level, entry, max_m, max_m0, links, _, _ = (
+        _HEADER.unpack(head)
+    )
+    links0 = 2 * m * 4 + 4  # level-0 link list: a count, then up to 2m neighbours (uint32)
+    expected = {
+        "M": (links, m),
+        "maxM": (max_m, m),
+        "maxM0": (max_m0, 2 * m),
+        "offsetLevel0": (level0, 0),
+        "offsetData": (data_at, links0),
+        "label_offset": (label_at, links0 + 4 * dim),
+        "size_data_per_element": (per_element, links0 + 4 * dim + 8),
+    }
+    wrong = [name for name, (got, want) in expected.items() if got != want]
+    if wrong:
+        raise ValueError(f"{path.name}: header fields {wrong} do not match a {dim}-d graph with m={m}")
+    if not count <= capacity <= max_capacity:
+        raise ValueError(f"{path.name}: header says {count} elements in room for {capacity} (at most {max_capacity})")
+    if size < _HEADER.size + count * (per_element + 4) or (count and not (entry < count and 0 <= top_level < 64)):
+        raise ValueError(f"{path.name}: header does not fit the file ({count} elements in {size} bytes)")
 
 
 def _scores(distances: np.ndarray, metric: Metric) -> np.ndarray:

@@ -96,7 +96,9 @@ def test_hnsw_save_and_load_keep_deleted_state(tmp_path: Path) -> None:
     index.upsert(np.arange(500), data)
     index.delete(np.array([1, 2]))
     index.save(tmp_path / "g.bin")
-    loaded = HnswIndex.load(tmp_path / "g.bin", 8, "ip", deleted=index.deleted_slots(), m=8, ef_construction=50, ef=20)
+    loaded = HnswIndex.load(
+        tmp_path / "g.bin", 8, "ip", deleted=index.deleted_slots(), max_capacity=4096, m=8, ef_construction=50, ef=20
+    )
     assert loaded.live_count == 498
     loaded.delete(np.array([1]))  # already deleted in the file: still harmless
     a, _ = index.search(data[:20], 5)
