@@ -137,7 +137,10 @@ def main() -> int:
     result, survived, tracebacks = fuzz_a_fresh_server(args.seconds, args.seed)
     print(result.output if result.returncode else result.output.split("=== SUMMARY")[-1])
     print(tracebacks[:20_000])
-    print(f"fuzz: {result.generated} generated, {result.failures} failures, server up at the end: {survived}")
+    print(
+        f"fuzz: {result.generated} generated, {result.failures} failures, schemathesis exit {result.returncode}, "
+        f"server up at the end: {survived}"
+    )
     return 0 if result.returncode == 0 and survived and not tracebacks else 1
 
 
