@@ -94,14 +94,9 @@ class Keys:
         if admin_key and len(admin_key.encode()) < 32:
             log.warning("UMBRELLA_API_KEY is shorter than 32 bytes: tokens signed with it are easier to forge")
 
-    @property
-    def open(self) -> bool:
-        """No admin key: a development server on loopback, where every caller is an admin."""
-        return self.admin is None
-
     def access_of(self, credential: bytes | None) -> Access:
         """The caller's Access (ANONYMOUS without a credential); Unauthenticated for a wrong one."""
-        if self.admin is None:
+        if self.admin is None:  # no admin key: a development server on loopback, every caller an admin
             return ADMIN
         if not credential:
             return ANONYMOUS
