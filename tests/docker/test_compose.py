@@ -230,8 +230,14 @@ def test_compose_up_serves_persists_and_tears_down(compose: Compose) -> None:
     out = run(["docker", "run", "--rm", "--entrypoint", "python", image, "-c", probe], compose.env, timeout=120)
     assert out.stdout.split() == ["10001", "None", "[]"], out.stdout
 
+    # the image listens on 0.0.0.0 in its container, so without a key it refuses to start, in one line
+    # (a foreground `docker run` that returns has exited; podman's docker shim here reports rc 0 for it)
+    refused = run(["docker", "run", "--rm", image], compose.env, timeout=120, check=False)
+    assert "refusing to listen on 0.0.0.0 without UMBRELLA_API_KEY" in refused.stderr, refused.stderr[-2000:]
+
     # the image's own HEALTHCHECK (what `docker run` uses; compose's healthcheck replaces it above)
-    plain = run(["docker", "run", "-d", "--rm", image], compose.env, timeout=60).stdout.strip()
+    plain = run(["docker", "run", "-d", "--rm", "-e", f"UMBRELLA_API_KEY={key}", image], compose.env, timeout=60)
+    plain = plain.stdout.strip()
     try:
         deadline, status = time.monotonic() + 90, ""
         while status != "healthy" and time.monotonic() < deadline:
