@@ -1,4 +1,4 @@
-"""Routes for collections: create, list, inspect, drop."""
+"""Routes for collections: create, list, inspect, drop, tune, facet counts."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from app.schemas.collections import (
     TuneReport,
     TuneRequest,
 )
+from app.schemas.search import FacetRequest, FacetResponse, FacetValue
+from app.search.facets import facets
 from app.search.recall import RecallMonitor
 from app.search.tune import tune
 
@@ -82,6 +84,16 @@ async def list_collections(registry: RegistryDep, access: AccessDep) -> Collecti
 @router.get("/{name}", openapi_extra=needs("read"), response_model=CollectionInfo)
 async def get_collection(collection: CollectionDep) -> CollectionInfo:
     return await run_in_threadpool(collection_info, collection)
+
+
+@router.post("/{name}/facets", openapi_extra=needs("read"), response_model=FacetResponse, responses=errors(400))
+async def count_facets(body: FacetRequest, collection: CollectionDep) -> FacetResponse:
+    """How many points (of those matching `filter`) hold each value of an indexed field; 400 for a field
+    without an index."""
+    flt = body.filter.as_dict() if body.filter else None
+    found = await run_in_threadpool(facets, collection, body.key, flt, body.limit)
+    values = [FacetValue(value=value, count=count) for value, count in found.values]
+    return FacetResponse(key=found.key, values=values, candidates=found.candidates)
 
 
 @router.delete("/{name}", openapi_extra=needs("manage"), status_code=200)

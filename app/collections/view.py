@@ -20,6 +20,7 @@ from app.core.errors import DimensionMismatch, InvalidVector
 from app.embedding.base import Modality
 from app.index.base import prepare
 from app.index.hnsw import HnswIndex
+from app.index.payload import FacetValue
 
 T = TypeVar("T")
 EventRow = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
@@ -111,6 +112,10 @@ class ReadView:
         alive = self._table.exact.alive.view()  # no copy of every slot for an unfiltered page
         alive.flags.writeable = False
         return alive
+
+    def facet(self, key: str, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
+        """The most frequent values of an indexed payload field among the selected slots, with counts."""
+        return self._table.payload_index.facet(key, selected, limit)
 
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
         """A keyword-indexed field's values at the slots; None when the field has no keyword index."""

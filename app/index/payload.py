@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -49,11 +51,24 @@ class _KeywordField:
             out[self._slots(v)] = True
         return out
 
+    def facet(self, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
+        counts: Counter[str] = Counter()
+        for slot in np.flatnonzero(selected).tolist():  # a point with a list counts once for each value
+            counts.update(self.by_slot.get(slot, ()))
+        return _most_common(counts, limit)
+
     def _slots(self, value: str) -> np.ndarray:
         arr = self._arrays.get(value)
         if arr is None:
             arr = self._arrays[value] = np.fromiter(self.postings.get(value, ()), dtype=np.int64)
         return arr
+
+
+FacetValue = str | int | float | bool
+
+
+def _most_common(counts: Mapping[Any, int], limit: int) -> list[tuple[FacetValue, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def _as_float(value: int | float) -> float:
@@ -109,6 +124,13 @@ class _NumericField:
         if not all(isinstance(v, bool) == (self.kind == "bool") and isinstance(v, (int, float)) for v in wanted):
             raise InvalidFilter(f"field '{cond['key']}' is {self.kind}: match it with {self.kind} values")
         return np.isin(column, np.asarray([_as_float(v) for v in wanted], dtype=float))  # ±inf matches nothing
+
+    def facet(self, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
+        n = min(len(selected), len(self.values))
+        column = self.values[:n][selected[:n]]
+        values, counts = np.unique(column[~np.isnan(column)], return_counts=True)
+        typed = {"bool": bool, "integer": int}.get(self.kind, float)
+        return _most_common({typed(v): int(c) for v, c in zip(values.tolist(), counts.tolist(), strict=True)}, limit)
 
 
 class PayloadIndex:
@@ -170,14 +192,22 @@ class PayloadIndex:
             out &= ~self._condition(cond, size)
         return out
 
+    def facet(self, key: str, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
+        """The `limit` most frequent values of an indexed field among the selected slots (a bool per slot),
+        with how many selected points hold each; most frequent first, ties by value."""
+        return self._field(key, "count its values").facet(selected, limit)
+
     def _condition(self, cond: dict[str, Any], size: int) -> np.ndarray:
         if "key" not in cond:  # a nested filter
             return self.mask(cond, size)
-        field = self._fields.get(cond["key"])
+        return self._field(cond["key"], "filter on it").mask(cond, size)
+
+    def _field(self, key: str, to: str) -> _KeywordField | _NumericField:
+        field = self._fields.get(key)
         if field is None:
             raise UnindexedField(
-                f"payload field '{cond['key']}' has no index: declare it in payload_indexes to filter on it",
-                field=cond["key"],
+                f"payload field '{key}' has no index: declare it in payload_indexes to {to}",
+                field=key,
                 indexed=sorted(self._fields),
             )
-        return field.mask(cond, size)
+        return field

@@ -57,3 +57,22 @@ class SearchResponse(Strict):
 
 class BatchSearchResponse(Strict):
     results: list[SearchResponse]
+
+
+class FacetRequest(Strict):
+    key: str = Field(
+        min_length=1, max_length=200, description="An indexed payload field (keyword, integer, bool, float)."
+    )
+    filter: Filter | None = Field(None, description="Count only among the points that match.")
+    limit: int = Field(20, ge=1, le=1000, description="Most values to return, most frequent first.")
+
+
+class FacetValue(Strict):
+    value: str | int | float | bool
+    count: int = Field(description="Points (among those that passed the filter) holding this value.")
+
+
+class FacetResponse(Strict):
+    key: str
+    values: list[FacetValue] = Field(description="Most frequent first; ties by value.")
+    candidates: int = Field(description="Points that passed the filter (all points when there is none).")

@@ -172,6 +172,20 @@ def search_results(data: Mapping[str, Any]) -> list[SearchResult]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Facets:
+    """How many of the points that passed the filter hold each value of a field, most frequent first."""
+
+    key: str
+    counts: dict[Any, int]  # value → count, in order
+    candidates: int  # points that passed the filter
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Facets:
+        counts = {v["value"]: int(v["count"]) for v in data["values"]}
+        return cls(key=str(data["key"]), counts=counts, candidates=int(data["candidates"]))
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchQuery:
     """One query of a batch search: exactly one of vector, id, text, sequence, image (bytes, file or path)."""
 

@@ -54,6 +54,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "GET /collections/{name}": {},
     "DELETE /collections/{name}": {"url": "/collections/ghost"},
     "POST /collections/{name}/tune": {"json": {"k": 1}},
+    "POST /collections/{name}/facets": {"json": {"key": "nothing-indexed"}},  # 400 when allowed
     "PUT /collections/{name}/points": {"json": {"points": [{"id": "p1", "vector": V}]}},
     "POST /collections/{name}/points/get": {"json": {"ids": ["p1"]}},
     "POST /collections/{name}/points/delete": {"json": {"ids": ["nothing-here"]}},

@@ -73,3 +73,36 @@ def test_graph_search_through_the_api(client: TestClient, settings) -> None:
         time.sleep(0.05)
     body = client.post(S, json={"vector": data[42].tolist(), "k": 3, "ef": 50}).json()
     assert body["plan"] == "hnsw" and body["results"][0]["id"] == 42
+
+
+def test_facet_counts_come_from_the_payload_indexes(client: TestClient) -> None:
+    indexes = {"brand": "keyword", "stock": "integer", "sale": "bool", "price": "float"}
+    assert client.put("/collections/shop", json={"dim": 2, "payload_indexes": indexes}).status_code == 201
+    brands = [["nike"], ["adidas"], ["nike", "puma"], ["puma"], ["nike"], []]
+    points = [
+        {"id": i, "vector": [1, i + 1], "payload": {"brand": brands[i % 6], "stock": i % 3, "sale": i % 2 == 0}}
+        for i in range(60)
+    ]
+    points.append({"id": "no-payload", "vector": [1, 0]})
+    assert client.put("/collections/shop/points", json={"points": points}).status_code == 200
+    client.post("/collections/shop/points/delete", json={"ids": [0]})  # a deleted point counts nowhere
+
+    body = client.post("/collections/shop/facets", json={"key": "brand"}).json()
+    assert body["candidates"] == 60  # 61 points, one deleted
+    # a point with a list counts once per value; most frequent first, ties by value
+    assert body["values"] == [
+        {"value": "nike", "count": 29},
+        {"value": "puma", "count": 20},
+        {"value": "adidas", "count": 10},
+    ]
+    on_sale = {"must": [{"key": "sale", "match": True}]}
+    body = client.post("/collections/shop/facets", json={"key": "stock", "filter": on_sale, "limit": 2}).json()
+    assert body["candidates"] == 29
+    assert body["values"] == [{"value": 1, "count": 10}, {"value": 2, "count": 10}]  # 0 has 9 (id 0 is gone)
+    sale = client.post("/collections/shop/facets", json={"key": "sale"}).json()["values"]
+    assert sale == [{"value": False, "count": 30}, {"value": True, "count": 29}]
+    assert client.post("/collections/shop/facets", json={"key": "price"}).json()["values"] == []
+    err = client.post("/collections/shop/facets", json={"key": "colour"}).json()["error"]
+    assert err["code"] == "unindexed_field" and err["details"]["field"] == "colour"
+    assert client.post("/collections/shop/facets", json={"key": "brand", "limit": 0}).status_code == 422
+    assert client.post("/collections/nope/facets", json={"key": "brand"}).status_code == 404

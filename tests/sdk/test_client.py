@@ -211,3 +211,16 @@ def test_the_ranker_trains_reports_and_draws_its_curves(sdk: Client) -> None:
     assert report.chosen["alpha"] == 1e-3 and "similarity" in report.features and report.metrics["ranker"]
     assert sdk.get_ranker("shop").trained_at == report.trained_at
     ET.fromstring(sdk.ranker_curves("shop"))  # SVG text, well-formed
+
+
+def test_facets_through_the_sdk(sdk: Client) -> None:
+    sdk.create_collection("shop", dim=2, payload_indexes={"brand": "keyword"})
+    sdk.upsert(
+        "shop",
+        [1, 2, 3],
+        vectors=[[1, 0], [0, 1], [1, 1]],
+        payloads=[{"brand": "nike"}, {"brand": ["nike", "puma"]}, {"brand": "puma"}],
+    )
+    facets = sdk.facets("shop", "brand", filter={"must_not": [{"key": "brand", "match": "puma"}]})
+    assert facets.counts == {"nike": 1} and facets.candidates == 1
+    assert sdk.facets("shop", "brand").counts == {"nike": 2, "puma": 2}

@@ -21,7 +21,7 @@ from umbrella_client.operations.recommend import (
     recommend_for_user,
     train_ranker,
 )
-from umbrella_client.operations.search import search, search_batch, search_image
+from umbrella_client.operations.search import facets, search, search_batch, search_image
 from umbrella_client.operations.snapshots import (
     create_snapshot,
     delete_snapshot,
@@ -39,6 +39,7 @@ __all__ = [
     "delete_snapshot",
     "download_snapshot",
     "drop_collection",
+    "facets",
     "get_collection",
     "get_points",
     "get_ranker",

@@ -1,4 +1,4 @@
-"""Search operations: one query, a batch of queries, a photo uploaded as a file."""
+"""Search operations: one query, a batch of queries, a photo uploaded as a file, facet counts."""
 
 from __future__ import annotations
 
@@ -104,3 +104,9 @@ def search_image(
         form["score_threshold"] = repr(float(score_threshold))
     files = {"file": (filename, image_bytes(image), content_type)}
     return Request(path={"name": collection}, files=files, data=form)
+
+
+@operation("POST", "/collections/{name}/facets", models.Facets.from_json)
+def facets(collection: str, key: str, *, filter: Filter | None = None, limit: int = 20) -> Request:
+    """How many points (of those matching `filter`) hold each value of the indexed field `key`."""
+    return Request(path={"name": collection}, json=given(key=key, filter=filter, limit=limit))
