@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
 from app.api import collections, health, metrics, points, recommend, search, snapshots
-from app.api.access import GuardedRoute, keys_of
+from app.api.access import GuardedRoute, Keys
 from app.api.errors import install_error_handlers
 from app.api.guard import DOCS_PATHS, Guard
 from app.api.openapi import install_documented_bodies
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         Guard,
         max_body_bytes=settings.max_body_bytes,
-        keys=keys_of(settings),
+        keys=Keys(settings.api_key, settings.read_only_api_key),
         open_paths=open_paths | (DOCS_PATHS if settings.public_docs else set()),
     )
     app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s

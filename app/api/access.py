@@ -10,13 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
-from fastapi import Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from app.api.errors import umbrella_error_response
-from app.core.config import Settings
 from app.core.errors import Forbidden
 from app.schemas.common import ErrorResponse
 
@@ -86,9 +84,8 @@ class Keys:
     (HS256, signed with the admin key) whose `access` claim scopes it to all or some collections."""
 
     def __init__(self, admin_key: str | None, read_only_key: str | None) -> None:
-        self.admin = admin_key.encode() if admin_key else None
+        self.admin = admin_key.encode() if admin_key else None  # also the HS256 secret of the tokens
         self.read_only = read_only_key.encode() if read_only_key else None
-        self._secret = admin_key
         # PyJWT warns on every decode with a key under 32 bytes; the server says it once, at start.
         warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
         if admin_key and len(admin_key.encode()) < 32:
@@ -110,7 +107,7 @@ class Keys:
 
     def _token(self, token: str) -> Access:
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["access"]})
+            claims = jwt.decode(token, self.admin, algorithms=["HS256"], options={"require": ["access"]})
             return _token_access(_CLAIM.validate_python(claims["access"]))
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired") from None
@@ -130,10 +127,6 @@ def credential_of(headers: Mapping[bytes, bytes]) -> bytes | None:
         return key
     authorization = headers.get(b"authorization", b"")
     return authorization[7:].strip() if authorization[:7].lower() == b"bearer " else None
-
-
-def keys_of(settings: Settings) -> Keys:
-    return Keys(settings.api_key, settings.read_only_api_key)
 
 
 def needs(rule: Rule) -> dict[str, Any]:
@@ -158,10 +151,6 @@ _MEANING = {
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses for these error statuses, each with the error envelope."""
     return {status: {"model": ErrorResponse, "description": _MEANING[status]} for status in sorted(statuses)}
-
-
-def access_of(request: Request) -> Access:
-    return request.scope.get(SCOPE_KEY, ANONYMOUS)  # type: ignore[no-any-return]
 
 
 class GuardedRoute(APIRoute):
@@ -196,7 +185,7 @@ class GuardedRoute(APIRoute):
             name = scope.get("path_params", {}).get("name")
             if not access.allows(self.rule, name):
                 what = f"collection {name!r}" if self.rule in ("read", "write") else "this operation"
-                verb = {"read": "read", "write": "change", "listed": "use"}.get(self.rule, "perform")
+                verb = {"read": "read", "write": "change"}.get(self.rule, "perform")
                 await umbrella_error_response(Forbidden(f"this key may not {verb} {what}"))(scope, receive, send)
                 return
         await super().handle(scope, receive, send)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import ServerProcess
+from tests.support.product_images import encode, product_image
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -31,7 +32,7 @@ def test_four_huge_photos_at_once_stay_within_the_decode_budget(server_factory: 
     photo = base64.b64encode(buffer.getvalue()).decode()
     with server.client(timeout=120) as client:
         assert client.put("/collections/photos", json={"embedder": {"kind": "image"}}).status_code == 201
-        small = base64.b64encode(_small_png()).decode()
+        small = base64.b64encode(encode(product_image(1))).decode()
         assert client.put("/collections/photos/points", json={"points": [{"id": 1, "image": small}]}).status_code == 200
         before = _peak_rss_mib(server.pid)
         statuses: list[int] = []
@@ -49,9 +50,3 @@ def test_four_huge_photos_at_once_stay_within_the_decode_budget(server_factory: 
     assert statuses == [200] * 4
     # One decode of this RGBA PNG peaks near 280 MiB (RGBA, then RGB); two at once fit the budget.
     assert grown < 700, f"peak RSS grew by {grown:.0f} MiB"
-
-
-def _small_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 200, 10)).save(out, "PNG")
-    return out.getvalue()
