@@ -13,6 +13,10 @@ FUZZ_SECONDS = 120  # the CI run; `make fuzz` runs 30 minutes
 @pytest.mark.slow
 def test_the_fuzzer_finds_nothing() -> None:
     result, survived, tracebacks = fuzz_a_fresh_server(FUZZ_SECONDS)
+    if result.returncode and not result.failures and "Runtime Error" in result.output and survived and not tracebacks:
+        # schemathesis itself broke, not the server: seen once, CPython 3.11's "AST constructor recursion depth
+        # mismatch" inside hypothesis. One more run; a second break, or any failure, still fails the test.
+        result, survived, tracebacks = fuzz_a_fresh_server(FUZZ_SECONDS)
     assert result.returncode == 0, result.output[-20_000:]
     assert result.failures == 0 and result.generated > 1000, result.output[-5000:]  # it really ran
     assert survived and not tracebacks, tracebacks[:5000]
