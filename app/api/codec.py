@@ -61,8 +61,17 @@ def point_json(point: Point) -> dict[str, Any]:
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
-    return _point_json({"id": hit.id, "score": hit.score}, hit.payload_json, hit.vector)
+    out = _point_json({"id": hit.id, "score": hit.score}, hit.payload_json, hit.vector)
+    if hit.dense is not None or hit.lexical is not None:  # a lexical or hybrid search says where each list had it
+        for name, rank in (("dense", hit.dense), ("lexical", hit.lexical)):
+            out[name] = None if rank is None else {"rank": rank.rank, "score": rank.score}
+    return out
 
 
 def result_json(result: SearchResult) -> dict[str, Any]:
-    return {"results": [hit_json(h) for h in result.hits], "plan": result.plan, "candidates": result.candidates}
+    return {
+        "results": [hit_json(h) for h in result.hits],
+        "plan": result.plan,
+        "mode": result.mode,
+        "candidates": result.candidates,
+    }

@@ -1,4 +1,4 @@
-"""Routes for collections: create, list, inspect, drop, tune, facet counts."""
+"""Routes for collections: create, list, inspect, drop, tune, the keyword index's fields, facet counts."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from app.api.access import GuardedRoute, errors, needs
 from app.api.deps import AccessDep, CollectionDep, RegistryDep
 from app.collections.collection import Collection
 from app.collections.models import CollectionConfig
-from app.core.errors import CollectionNotFound, DimensionMismatch
+from app.core.errors import CollectionNotFound, DimensionMismatch, InvalidInput
 from app.schemas.collections import (
     CollectionCreate,
     CollectionInfo,
     CollectionList,
+    LexicalSpec,
     RecommendationSettings,
     TuneReport,
     TuneRequest,
@@ -59,9 +60,38 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         payload_indexes=dict(body.payload_indexes),
         store_source=body.store_source,
         recommendation=body.recommendation.model_dump(),
+        lexical=_lexical(body.lexical, body.store_source, body.embedder.kind if body.embedder else None),
         **body.hnsw.model_dump(),
     )
     collection = await run_in_threadpool(registry.create, config)
+    return await run_in_threadpool(collection_info, collection)
+
+
+def _lexical(spec: LexicalSpec | None, store_source: bool, embedder_kind: str | None) -> dict[str, Any] | None:
+    """The stored form of a keyword index spec: fields once each, and whether sources go in (defaulted)."""
+    if spec is None:
+        return None
+    keeps_text = store_source and embedder_kind in ("text", "clip")
+    source = keeps_text if spec.source is None else spec.source
+    if source and not store_source:
+        raise InvalidInput("lexical source needs store_source: the collection must keep what it embedded")
+    return {"fields": list(dict.fromkeys(spec.fields)), "source": source}
+
+
+@router.put("/{name}/lexical", openapi_extra=needs("write"), response_model=CollectionInfo, responses=errors(400, 404))
+async def set_lexical(body: LexicalSpec, collection: CollectionDep) -> CollectionInfo:
+    """Keep a keyword index on these fields (and sources), or change its fields: every point's words are
+    rewritten in the background (`lexical_state` building, `lexical_progress`); searches go on meanwhile."""
+    config = collection.config
+    lexical = _lexical(body, config.store_source, (config.embedder or {}).get("kind"))
+    await run_in_threadpool(collection.set_lexical, lexical)
+    return await run_in_threadpool(collection_info, collection)
+
+
+@router.delete("/{name}/lexical", openapi_extra=needs("write"), response_model=CollectionInfo)
+async def drop_lexical(collection: CollectionDep) -> CollectionInfo:
+    """Stop keeping a keyword index: its rows are deleted; lexical and hybrid searches become 400s."""
+    await run_in_threadpool(collection.set_lexical, None)
     return await run_in_threadpool(collection_info, collection)
 
 

@@ -20,7 +20,7 @@ from app.collections.collection import Collection
 from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from app.search import searcher
-from app.search.models import Query, SearchResult
+from app.search.models import Fusion, Query, SearchResult
 from app.search.queries import embed_queries
 
 router = APIRouter(prefix="/collections/{name}/search", tags=["search"], route_class=GuardedRoute)
@@ -41,6 +41,9 @@ def to_query(req: SearchRequest) -> Query:
         score_threshold=req.score_threshold,
         with_payload=req.with_payload,
         with_vector=req.with_vector,
+        mode=req.mode,
+        keywords=req.keywords,
+        fusion=Fusion(**req.fusion.model_dump()),
     )
 
 
@@ -115,8 +118,12 @@ async def search_by_photo(
     filter: Annotated[str | None, Form(description="A filter as JSON, as in /search.")] = None,
     score_threshold: Annotated[float | None, Form(description="Drop results scoring worse.")] = None,
     with_payload: Annotated[bool, Form(description="Return payloads.")] = True,
+    keywords: Annotated[
+        str | None, Form(min_length=1, max_length=8_192, description="Words for the keyword index: a hybrid search.")
+    ] = None,
 ) -> Response:
-    """Search by an uploaded photo (multipart form: `file`, and optional `k`, `filter`, `score_threshold`)."""
+    """Search by an uploaded photo (multipart form: `file`, and optional `k`, `filter`, `score_threshold`,
+    `keywords`)."""
     try:
         flt = Filter.model_validate_json(filter) if filter else None
     except ValidationError as err:
@@ -127,6 +134,7 @@ async def search_by_photo(
         filter=flt.as_dict() if flt else None,
         score_threshold=score_threshold,
         with_payload=with_payload,
+        keywords=keywords,
     )
     (result,) = await answer(collection, lambda: [query], workers, embed=True)
     return json_response(result_json(result))

@@ -16,6 +16,7 @@ import orjson
 from app.collections.graph import GraphManager
 from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.layout import DB_FILE
+from app.collections.lexical import LexicalRebuild, documents
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.collections.points import PointTable
 from app.collections.rwlock import RWLock
@@ -28,6 +29,7 @@ from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LEXICAL_OWED = "lexical_rebuild_owed"  # meta key: true while the keyword index lags its fields
 PartFactory = Callable[["Collection"], Part]  # builds a part for a collection that has just opened
 
 
@@ -64,6 +66,7 @@ class Collection:
         self._write_mutex = threading.Lock()
         self._table = PointTable(config.dim, config.metric, config.payload_indexes)
         self.graph = GraphManager(folder, config, settings, store, self._table, self._rw, self._write_mutex)
+        self._lexical = LexicalRebuild(config.name, self._live_slots, self._rewrite_lexical, self._lexical_built)
         self._parts: dict[type, Part] = {}
         self.closed = False
 
@@ -141,6 +144,8 @@ class Collection:
                 part = make(self)
                 self._parts[type(part)] = part
             self.graph.start(seq_of_slot)
+            if self._store.get_meta(LEXICAL_OWED):  # a rebuild a stop or crash cut short
+                self._lexical.request()
         except BaseException:
             self.close(checkpoint=False)  # closes the parts made so far and the database
             raise
@@ -166,7 +171,9 @@ class Collection:
             with self._rw.write():
                 self.closed = True
         self.graph.stop()
+        self._lexical.stop()
         self.graph.join()
+        self._lexical.join()
         with self._write_mutex:
             if checkpoint and self.graph.changed:  # a graph still building is not waited for
                 self.graph.checkpoint_or_count()  # a failure must not keep the database open
@@ -184,7 +191,9 @@ class Collection:
     def _view(self) -> ReadView:
         if self.closed:
             raise CollectionNotFound(f"collection '{self.name}' was dropped", name=self.name)
-        return ReadView(self._config, self._settings, self._table, self.graph.reader, self._store.seq)
+        return ReadView(
+            self._config, self._settings, self._table, self.graph.reader, self._store.seq, self._store.lexical_search
+        )
 
     @contextmanager
     def reading(self) -> Iterator[ReadView]:
@@ -217,6 +226,44 @@ class Collection:
                 self._config = config
                 self.graph.set_ef(config)
 
+    def set_lexical(self, lexical: dict[str, Any] | None) -> None:
+        """Change which fields the keyword index holds (None: keep none); every point's document is rewritten
+        in the background, and the debt is kept in the database so a restart finishes it."""
+        with self._write_mutex:
+            self._view()
+            config = replace(self._config, lexical=lexical)
+            if lexical:
+                self._store.set_meta(LEXICAL_OWED, True)  # before the config: a crash in between rebuilds twice
+            self._store.set_meta("config", config.to_json())
+            with self._rw.write():
+                self._config = config
+            if not lexical:
+                self._store.clear_lexical()
+                self._store.set_meta(LEXICAL_OWED, False)
+        if lexical:
+            self._lexical.request()
+
+    def _live_slots(self) -> list[int]:
+        with self.reading():
+            return sorted(self._table.slot_of.values())
+
+    def _rewrite_lexical(self, slots: list[int]) -> None:
+        """One chunk of a rebuild: the documents of these slots as the current fields make them."""
+        with self._write_mutex:
+            if self.closed:
+                return
+            live = [s for s in slots if self._table.ids[s] is not None] if self._config.lexical else []
+            keys = [orjson.dumps(self._table.ids[s]).decode() for s in live]
+            payloads = [None if (raw := self._table.payloads[s]) is None else orjson.loads(raw) for s in live]
+            found = self._store.sources(keys) if self._config.lexical_source else {}
+            docs = documents(self._config, payloads, [found.get(key) for key in keys])
+            self._store.rewrite_lexical(list(zip(live, keys, docs, strict=True)))
+
+    def _lexical_built(self) -> None:
+        with self._write_mutex:
+            if not self.closed:
+                self._store.set_meta(LEXICAL_OWED, False)
+
     def upsert(
         self,
         ids: list[PointId],
@@ -241,18 +288,22 @@ class Collection:
         vectors = vectors[order]
         payload_json = [_encode_payload(ids[n], payloads[i]) for n, i in enumerate(order)]
         id_json = [orjson.dumps(pid).decode() for pid in ids]
+        given = sources or [None] * len(payloads)
         kept = None
         if self._config.store_source:
-            given = sources or [None] * len(payloads)
             kept = [None if given[i] is None else (key, *given[i]) for key, i in zip(id_json, order, strict=True)]
         with self._write_mutex:
             self._view()
+            config = self._config  # read under the mutex: a change of lexical fields is not half seen
+            docs = (
+                documents(config, [payloads[i] for i in order], [given[i] for i in order]) if config.lexical else None
+            )
             slots, reused = self._table.assign_slots(ids)
             rows = [
                 (key, slot, vec.tobytes(), None if p is None else p.decode())
                 for key, slot, vec, p in zip(id_json, slots.tolist(), vectors, payload_json, strict=True)
             ]
-            seq = self._store.write_batch(rows, [], kept)
+            seq = self._store.write_batch(rows, [], kept, docs)
             with self._rw.write():
                 self._table.upsert(ids, slots, vectors, payload_json, [payloads[i] for i in order], reused)
                 self.graph.apply(slots, vectors)
@@ -338,6 +389,11 @@ class Collection:
         found = self._store.sources(keys)
         return [replace(p, source=found.get(key)) for p, key in zip(points, keys, strict=True)]
 
+    def _lexical_state(self, config: CollectionConfig) -> str:
+        if not config.lexical:
+            return "off"
+        return "building" if self._lexical.running else "failed" if self._lexical.failed else "ready"
+
     def info(self) -> dict[str, Any]:
         with self.reading() as view:
             return {
@@ -347,4 +403,6 @@ class Collection:
                 "index_state": self.graph.state,
                 "memory_bytes": self._table.nbytes + self.graph.nbytes,
                 "seq": view.seq,
+                "lexical_state": self._lexical_state(view.config),
+                "lexical_progress": self._lexical.progress,
             }

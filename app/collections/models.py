@@ -34,6 +34,16 @@ class CollectionConfig:
     embedder: dict[str, Any] | None = None  # e.g. {"kind": "kmer", "k": 4}; None for raw vectors
     store_source: bool = False  # keep the text/sequence/image each point was embedded from
     recommendation: dict[str, Any] = field(default_factory=dict)  # personalization's settings; defaults if empty
+    lexical: dict[str, Any] | None = None  # {"fields": [payload keys], "source": bool}; None: no keyword index
+
+    @property
+    def lexical_fields(self) -> list[str]:
+        return list(self.lexical["fields"]) if self.lexical else []
+
+    @property
+    def lexical_source(self) -> bool:
+        """Whether the text each point was embedded from goes into its keyword index too."""
+        return bool(self.lexical and self.lexical.get("source"))
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +77,15 @@ class CollectionConfig:
             raise ValueError("the collection config's embedder must be null or an object with a kind")
         if not isinstance(config.recommendation, dict):
             raise ValueError("the collection config's recommendation must be an object")
+        lexical = config.lexical
+        if lexical is not None and not (
+            isinstance(lexical, dict)
+            and set(lexical) == {"fields", "source"}
+            and isinstance(lexical["fields"], list)
+            and all(isinstance(f, str) for f in lexical["fields"])
+            and isinstance(lexical["source"], bool)
+        ):
+            raise ValueError("the collection config's lexical must be null or {fields: [text], source: bool}")
         return config
 
 

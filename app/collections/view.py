@@ -6,12 +6,13 @@ never through its fields or locks, so a sharded collection can stand in by imple
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+import orjson
 
 from app.collections.models import CollectionConfig, Point, PointId
 from app.collections.points import PointTable
@@ -21,9 +22,11 @@ from app.embedding.base import Modality
 from app.index.base import prepare
 from app.index.hnsw import HnswIndex
 from app.index.payload import FacetValue
+from app.index.tokens import match_expression
 
 T = TypeVar("T")
 EventRow = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
+LexicalSearch = Callable[[str, int | None], list[tuple[int, str, float]]]  # FTS5 query, limit → (slot, id, score)
 
 
 class WouldBlock(Exception):
@@ -68,10 +71,16 @@ class ReadView:
     """
 
     def __init__(
-        self, config: CollectionConfig, settings: Settings, table: PointTable, graph: HnswIndex | None, seq: int
+        self,
+        config: CollectionConfig,
+        settings: Settings,
+        table: PointTable,
+        graph: HnswIndex | None,
+        seq: int,
+        lexical: LexicalSearch,
     ) -> None:
         self.config, self.settings, self.graph, self.seq = config, settings, graph, seq
-        self._table = table
+        self._table, self._lexical = table, lexical
 
     @property
     def name(self) -> str:
@@ -130,6 +139,34 @@ class ReadView:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(slots, scores) of the k best among `candidates` (every live point when None), best first."""
         return self._table.exact.search(vectors, k, candidates)
+
+    def lexical_search(self, text: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, BM25 scores) of the k best keyword matches for the text among the points the mask keeps,
+        best first; empty when the text has no words or the collection keeps no keyword index.
+
+        The index is read from SQLite, which a writer commits to before it swaps memory: a row whose id is
+        not the one this view holds at its slot belongs to a batch the view cannot see yet, and is skipped.
+        """
+        match = match_expression(text)
+        if match is None or not self.config.lexical:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids = self._table.ids
+        limit: int | None = k if mask is None else 4 * k
+        while True:
+            rows = self._lexical(match, limit)
+            kept = [
+                (slot, score)
+                for slot, key, score in rows
+                if slot < len(ids)
+                and ids[slot] is not None
+                and orjson.dumps(ids[slot]).decode() == key
+                and (mask is None or mask[slot])
+            ]
+            if len(kept) >= k or limit is None or len(rows) < limit:
+                break
+            limit = None  # a selective filter left too few: read every match
+        kept = kept[:k]
+        return np.array([s for s, _ in kept], np.int64), np.array([v for _, v in kept], np.float32)
 
     def check_vectors(self, vectors: np.ndarray, expected: int) -> np.ndarray:
         return prepare_vectors(self.config, vectors, expected)

@@ -6,6 +6,7 @@ UmbrellaError
 │   ├── InvalidVector
 │   ├── InvalidFilter
 │   ├── UnindexedField
+│   ├── NoLexicalIndex          a keyword or hybrid search on a collection without a keyword index
 │   ├── WrongModality
 │   ├── InvalidImage
 │   ├── ImageTooLarge
@@ -64,6 +65,10 @@ class InvalidFilter(InvalidInput):
 
 class UnindexedField(InvalidInput):
     code = "unindexed_field"
+
+
+class NoLexicalIndex(InvalidInput):
+    code = "no_lexical_index"
 
 
 class WrongModality(InvalidInput):

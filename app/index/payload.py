@@ -16,6 +16,21 @@ from app.core.errors import InvalidFilter, InvalidInput, UnindexedField
 FieldType = Literal["keyword", "integer", "float", "bool"]
 
 
+def lookup(payload: dict[str, Any] | None, key: str) -> Any:
+    """The value at `key` in a payload; a dotted key walks nested objects ("specs.color"). A key that exists
+    as written wins over a nested path, so a field literally named "a.b" stays reachable."""
+    if payload is None:
+        return None
+    if key in payload or "." not in key:
+        return payload.get(key)
+    value: Any = payload
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
 class _KeywordField:
     """Strings (or lists of strings): value → set of slots, with a cached slot array per value."""
 

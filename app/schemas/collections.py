@@ -94,6 +94,28 @@ class RecommendationSettings(Strict):
     )
 
 
+class LexicalSpec(Strict):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("fields", "source"))
+
+    fields: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Payload fields whose words go into the keyword index (strings, numbers, lists of them; "
+        "a dotted key reaches into nested objects).",
+    )
+    source: bool | None = Field(
+        None,
+        description="Also index the text each point was embedded from (needs store_source). "
+        "Default: on when the collection keeps the sources of a text or CLIP embedder.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> LexicalSpec:
+        if not self.fields and not self.source:
+            raise ValueError("name fields to index, or source: true")
+        return self
+
+
 EmbedderSpec = Annotated[
     TextEmbedderSpec | ClipEmbedderSpec | KmerEmbedderSpec | ImageEmbedderSpec, Field(discriminator="kind")
 ]
@@ -117,6 +139,10 @@ class CollectionCreate(Strict):
     )
     recommendation: RecommendationSettings = Field(
         default_factory=RecommendationSettings, description="How events build user profiles and ranker features."
+    )
+    lexical: LexicalSpec | None = Field(
+        None,
+        description="Keep a keyword (BM25) index for lexical and hybrid search; change it later with PUT …/lexical.",
     )
 
     @model_validator(mode="after")
@@ -147,6 +173,11 @@ class CollectionInfo(Strict):
     embedder: dict[str, object] | None = Field(None, description="The embedder spec, if any.")
     store_source: bool = Field(description="Whether points keep what they were embedded from.")
     recommendation: RecommendationSettings
+    lexical: LexicalSpec | None = Field(None, description="The keyword index's fields, if it keeps one.")
+    lexical_state: Literal["off", "building", "ready", "failed"] = Field(
+        description="The keyword index: none, being rewritten after its fields changed, or level with the points."
+    )
+    lexical_progress: float = Field(description="Share of the points a running rebuild has rewritten (1 when idle).")
     count: int = Field(description="Points stored.")
     indexed_count: int = Field(description="Points in the HNSW graph (0 while it is being built).")
     index_state: Literal["building", "ready", "failed"] = Field(

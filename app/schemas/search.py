@@ -7,6 +7,27 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from app.schemas.common import Filter, ImageIn, PointId, SequenceIn, Strict, TextIn, VectorIn, exactly_one_of
+from app.search.models import Fusion
+
+_FUSION = Fusion()  # the defaults, kept once in app/search/models.py
+
+
+class FusionSpec(Strict):
+    method: Literal["rrf", "weighted"] = Field(
+        _FUSION.method,
+        description="rrf: sum of 1/(k + rank) over both lists; weighted: alpha × dense + (1 − alpha) × BM25, "
+        "each min-max normalised within its list.",
+    )
+    k: int = Field(_FUSION.k, ge=1, le=10_000, description="RRF's rank constant: larger flattens the top of each list.")
+    alpha: float = Field(
+        _FUSION.alpha, ge=0, le=1, description="Weight of the dense score in weighted fusion (1: dense only)."
+    )
+    candidates: int = Field(
+        _FUSION.candidates,
+        ge=1,
+        le=1000,
+        description="How many hits each list contributes before fusion (at least k of the search).",
+    )
 
 
 class SearchRequest(Strict):
@@ -30,6 +51,17 @@ class SearchRequest(Strict):
     )
     with_payload: bool = Field(True, description="Return payloads.")
     with_vector: bool = Field(False, description="Return vectors.")
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+        None,
+        description="dense: vectors only; lexical: BM25 over the keyword index only; hybrid: both, fused. "
+        "Default: hybrid when the collection keeps a keyword index and the query has words, else dense.",
+    )
+    keywords: TextIn | None = Field(
+        None,
+        description="Words for the keyword index beside a vector, id, sequence or image query "
+        "(a text query's own words are used when this is absent).",
+    )
+    fusion: FusionSpec = Field(default_factory=FusionSpec, description="How hybrid merges its two lists.")
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
@@ -42,16 +74,29 @@ class BatchSearchRequest(Strict):
     searches: list[SearchRequest] = Field(min_length=1, description="Queries answered in one call, in order.")
 
 
+class RankScore(Strict):
+    rank: int = Field(description="Place in this retriever's list, from 1.")
+    score: float = Field(description="This retriever's score: similarity (l2: distance), or BM25 (higher is better).")
+
+
 class ScoredPoint(Strict):
     id: PointId
-    score: float = Field(description="Cosine similarity, dot product, or Euclidean distance (l2: lower is better).")
+    score: float = Field(
+        description="dense: cosine similarity, dot product, or Euclidean distance (l2: lower is better); "
+        "lexical: BM25; hybrid: the fused score (higher is better)."
+    )
     payload: dict[str, Any] | None = None
     vector: list[float] | None = None
+    dense: RankScore | None = Field(None, description="lexical and hybrid modes: the hit's dense rank and score.")
+    lexical: RankScore | None = Field(None, description="lexical and hybrid modes: the hit's keyword rank and score.")
 
 
 class SearchResponse(Strict):
     results: list[ScoredPoint]
-    plan: Literal["hnsw", "exact"] = Field(description="Which search ran.")
+    plan: Literal["hnsw", "exact", "lexical"] = Field(
+        description="Which search ran: the dense one (hnsw or exact), or lexical in a keyword-only search."
+    )
+    mode: Literal["dense", "lexical", "hybrid"] = Field(description="The mode the search ran in.")
     candidates: int = Field(description="Points that passed the filter (all points when there is none).")
 
 

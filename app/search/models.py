@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from app.collections.models import PointId
 
+Mode = Literal["dense", "lexical", "hybrid"]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid search merges its two ranked lists: reciprocal rank fusion (1/(k + rank) summed), or
+    `alpha` × the min-max-normalised dense score + (1 − alpha) × the normalised BM25 score. Each list
+    contributes its best `candidates` (at least the query's k)."""
+
+    method: Literal["rrf", "weighted"] = "rrf"
+    k: int = 60
+    alpha: float = 0.5
+    candidates: int = 50
+
 
 @dataclass(frozen=True)
 class Query:
-    """Search by exactly one of vector, text, sequence, image (bytes) or id; the rest says how."""
+    """Search by exactly one of vector, text, sequence, image (bytes) or id; the rest says how.
+
+    `mode` None means hybrid when the collection keeps a keyword index and the query has words (`text`,
+    or `keywords` beside a vector, id, sequence or image), else dense. Embedding fills `vector` and keeps
+    `text` for the keyword half.
+    """
 
     vector: np.ndarray | None = None
     text: str | None = None
@@ -26,10 +45,24 @@ class Query:
     score_threshold: float | None = None
     with_payload: bool = True
     with_vector: bool = False
+    mode: Mode | None = None
+    keywords: str | None = None
+    fusion: Fusion = Fusion()
+
+    @property
+    def words(self) -> str | None:
+        """What the keyword index is searched with."""
+        return self.keywords if self.keywords is not None else self.text
 
     @property
     def needs_embedding(self) -> bool:
-        return self.vector is None and self.id is None
+        return self.vector is None and self.id is None and self.mode != "lexical"
+
+
+@dataclass(frozen=True)
+class Rank:
+    rank: int  # 1-based place in one retriever's list
+    score: float  # that retriever's score: similarity (or l2 distance), or BM25
 
 
 @dataclass(frozen=True)
@@ -38,6 +71,8 @@ class Hit:
     score: float
     payload_json: bytes | None = None
     vector: np.ndarray | None = None
+    dense: Rank | None = None  # set in lexical and hybrid searches: where each retriever placed this hit
+    lexical: Rank | None = None
 
 
 @dataclass(frozen=True)
@@ -45,3 +80,4 @@ class SearchResult:
     hits: list[Hit]
     plan: str
     candidates: int
+    mode: Mode = "dense"

@@ -32,5 +32,5 @@ def embed_queries(collection: Catalog, queries: list[Query]) -> list[Query]:
         items = [_item(queries[i]) for i in rows]
         vectors = collection.embed(modality, items)
         for row, i in enumerate(rows):
-            out[i] = replace(queries[i], vector=vectors[row], text=None, sequence=None, image=None)
+            out[i] = replace(queries[i], vector=vectors[row], sequence=None, image=None)  # text: for keywords
     return out

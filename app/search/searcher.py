@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
+from app.collections.models import CollectionConfig
 from app.collections.view import Catalog, ReadView, WouldBlock
-from app.core.errors import PointNotFound
+from app.core.errors import InvalidInput, NoLexicalIndex, PointNotFound
 from app.index.base import IncompleteResult, higher_is_better
-from app.search.models import Hit, Query, SearchResult
+from app.search.fusion import Fused, fuse
+from app.search.models import Hit, Mode, Query, Rank, SearchResult
 from app.search.planner import Plan, choose_plan, filtered_ef
 from app.search.queries import embed_queries
 from app.search.recall import RecallMonitor
@@ -19,12 +22,13 @@ from app.search.recall import RecallMonitor
 @dataclass
 class _Planned:
     query: Query
-    vector: np.ndarray  # shape (1, dim), prepared for the metric
-    k: int  # one more than asked when the example point must be left out
+    vector: np.ndarray | None  # shape (1, dim), prepared for the metric; None in a keyword-only search
+    k: int  # how many each retriever returns: one more than asked when the example point must be left out
     exclude: int | None
     mask: np.ndarray | None
     candidates: int
-    plan: Plan
+    plan: Plan | Literal["lexical"]
+    mode: Mode
 
 
 def search(collection: Catalog, queries: list[Query]) -> list[SearchResult]:
@@ -42,7 +46,13 @@ def search_inline(collection: Catalog, query: Query) -> SearchResult | None:
     A graph query takes a fraction of a millisecond, less than the hop to a thread; an exact or filtered
     search can take tens of milliseconds, which on the event loop would stall every other request.
     """
-    if query.needs_embedding or query.filter or query.exact:
+    if (
+        query.needs_embedding
+        or query.filter
+        or query.exact
+        or query.words is not None
+        or query.mode not in (None, "dense")
+    ):
         return None
     try:
         with collection.try_reading() as view:
@@ -65,7 +75,7 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
     # them over its threads, which a loop of single queries cannot.
     groups: dict[tuple[int, int | None], list[int]] = defaultdict(list)
     for i, p in enumerate(planned):
-        if p.plan == "hnsw" and p.mask is None:
+        if p.plan == "hnsw" and p.mask is None and p.mode == "dense":
             groups[(p.k, p.query.ef)].append(i)
         else:
             results[i] = _run_one(view, p, monitor)
@@ -84,17 +94,38 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
     return results  # type: ignore[return-value]
 
 
+def resolve_mode(config: CollectionConfig, q: Query) -> Mode:
+    """The mode a query runs in: as asked, else hybrid when the collection keeps a keyword index and the
+    query has words, else dense. 400 for a keyword mode the collection or the query cannot serve."""
+    if q.mode is None:
+        return "hybrid" if config.lexical and q.words else "dense"
+    if q.mode != "dense":
+        if not config.lexical:
+            raise NoLexicalIndex(
+                f"collection '{config.name}' keeps no keyword index: create it with lexical fields, or "
+                f"PUT /collections/{config.name}/lexical",
+                mode=q.mode,
+            )
+        if not q.words:
+            raise InvalidInput(f"a {q.mode} search needs words: send text, or keywords beside the query", mode=q.mode)
+    return q.mode
+
+
 def _plan(view: ReadView, q: Query) -> _Planned:
+    mode = resolve_mode(view.config, q)
+    mask = view.mask(q.filter) if q.filter else None
+    candidates = view.count if mask is None else int(np.count_nonzero(mask))
     exclude = None
-    vector = q.vector
     if q.id is not None:
         exclude = view.slot_of(q.id)
         if exclude is None:
             raise PointNotFound(f"point {q.id!r} not found", missing=[q.id])
-        vector = view.vectors(np.array([exclude]))[0]  # "more like this" leaves the example out
+    wanted = q.k if mode == "dense" else max(q.k, q.fusion.candidates)
+    k = wanted + (exclude is not None)  # "more like this" leaves the example out
+    if mode == "lexical":
+        return _Planned(q, None, k, exclude, mask, candidates, "lexical", mode)
+    vector = q.vector if exclude is None else view.vectors(np.array([exclude]))[0]
     vector = view.check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), expected=1)
-    mask = view.mask(q.filter) if q.filter else None
-    candidates = view.count if mask is None else int(np.count_nonzero(mask))
     settings = view.settings
     plan = choose_plan(
         exact_requested=q.exact,
@@ -103,10 +134,33 @@ def _plan(view: ReadView, q: Query) -> _Planned:
         dim=view.config.dim,
         exact_max_floats=settings.exact_max_floats if mask is None else settings.filtered_exact_max_floats,
     )
-    return _Planned(q, vector, q.k + (exclude is not None), exclude, mask, candidates, plan)
+    return _Planned(q, vector, k, exclude, mask, candidates, plan, mode)
 
 
 def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> SearchResult:
+    if p.mode == "dense":
+        return _result(view, p, *_dense(view, p, monitor))
+    q = p.query
+    assert q.words is not None  # resolve_mode saw to it
+    lexical = view.lexical_search(q.words, p.k, p.mask)
+    if p.mode == "lexical":
+        ranked = enumerate(zip(lexical[0].tolist(), lexical[1].tolist(), strict=True))
+        fused = [Fused(slot, score, None, Rank(i + 1, score)) for i, (slot, score) in ranked]
+        plan = "lexical"
+    else:
+        slots, scores, plan = _dense(view, p, monitor)
+        valid = slots >= 0
+        fused = fuse((slots[valid], scores[valid]), lexical, q.fusion, higher_is_better(view.config.metric))
+    kept = [f for f in fused if f.slot != p.exclude and (q.score_threshold is None or f.score >= q.score_threshold)]
+    kept = kept[: q.k]
+    found = hits(view, [f.slot for f in kept], [f.score for f in kept], q.with_payload, q.with_vector)
+    ranked = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, kept, strict=True)]
+    return SearchResult(ranked, plan, p.candidates, p.mode)
+
+
+def _dense(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[np.ndarray, np.ndarray, Plan]:
+    """(slots, scores, plan) of the graph or exact search for a planned vector query; slots -1 pad a short list."""
+    assert p.vector is not None
     if p.plan == "hnsw":
         assert view.graph is not None
         try:
@@ -118,11 +172,11 @@ def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> Sear
                 slots, scores = view.graph.search(p.vector, p.k, ef=ef, allowed=bytearray(p.mask.view(np.uint8)))
             if monitor is not None:
                 monitor.offer(p.vector, p.k, p.mask, slots[0], view.seq)
-            return _result(view, p, slots[0], scores[0], "hnsw")
+            return slots[0], scores[0], "hnsw"
         except IncompleteResult:  # the graph ran dry under the filter: answer exactly instead
             pass
     slots, scores = view.exact_search(p.vector, p.k, None if p.mask is None else np.flatnonzero(p.mask))
-    return _result(view, p, slots[0], scores[0], "exact")
+    return slots[0], scores[0], "exact"
 
 
 def _result(view: ReadView, p: _Planned, slots: np.ndarray, scores: np.ndarray, plan: Plan) -> SearchResult:

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS events (  -- interactions, for user profiles and the 
     time    REAL NOT NULL,             -- epoch seconds
     UNIQUE (user, item, type, time, value)  -- a resent event is a duplicate, not a second interaction
 );
+-- The lexical index: one row per point (rowid = its slot) holding its tokens, for FTS5's bm25();
+-- empty unless the collection keeps one. `key` is the point's id, so a reader can tell a row of a
+-- batch it cannot see yet from one of the point it knows.
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(key UNINDEXED, body, tokenize='unicode61 remove_diacritics 0');
 INSERT OR IGNORE INTO meta VALUES ('seq', '0');
 """
 
@@ -66,10 +70,14 @@ class PointStore:
         self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection: a read must never see a batch mid-transaction
         self.seq = int(self.get_meta("seq"))
+        # Lexical searches read on a connection of their own (WAL: a committed state, never waiting on a writer).
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader_lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._reader_lock:
             self._conn.close()
+            self._reader.close()
 
     def backup(self, dest: Path) -> None:
         """Copy the database into the new file `dest` with SQLite's online backup: one consistent state.
@@ -115,12 +123,14 @@ class PointStore:
         upserts: list[tuple[str, int, bytes, str | None]],
         deletes: list[tuple[str, int]],
         sources: list[tuple[str, str, bytes] | None] | None = None,
+        lexical: list[str] | None = None,
     ) -> int:
         """Apply one batch atomically; returns its sequence number. Nothing is visible until commit.
 
         `sources`, one entry per upsert (None for a point sent as a vector), replaces what the upserted
         points were made from; without it the sources table is not touched, which keeps bulk vector
-        loads into collections that keep no sources free of its cost.
+        loads into collections that keep no sources free of its cost. `lexical`, one document per upsert
+        (see app/index/tokens.py), replaces their rows in the lexical index, likewise only when given.
         """
         with self._lock:
             cur = self._conn.cursor()
@@ -130,6 +140,7 @@ class PointStore:
                     cur.executemany("DELETE FROM points WHERE id = ?", [(i,) for i, _ in deletes])
                     cur.executemany("INSERT INTO tombstones VALUES (?, ?)", [(s, seq) for _, s in deletes])
                     cur.executemany("DELETE FROM sources WHERE id = ?", [(i,) for i, _ in deletes])
+                    cur.executemany("DELETE FROM lexical WHERE rowid = ?", [(s,) for _, s in deletes])
                 if upserts:
                     cur.executemany(
                         "INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)",
@@ -138,9 +149,39 @@ class PointStore:
                 if sources is not None:
                     cur.executemany("DELETE FROM sources WHERE id = ?", [(u[0],) for u in upserts])
                     cur.executemany("INSERT INTO sources VALUES (?, ?, ?)", [s for s in sources if s is not None])
+                if lexical is not None:
+                    self._write_lexical(
+                        cur, [(s, i, body) for (i, s, _, _), body in zip(upserts, lexical, strict=True)]
+                    )
                 cur.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
             self.seq = seq
         return seq
+
+    @staticmethod
+    def _write_lexical(cur: sqlite3.Cursor, rows: list[tuple[int, str, str]]) -> None:
+        cur.executemany("DELETE FROM lexical WHERE rowid = ?", [(slot,) for slot, _, _ in rows])
+        cur.executemany("INSERT INTO lexical (rowid, key, body) VALUES (?, ?, ?)", [r for r in rows if r[2]])
+
+    def rewrite_lexical(self, rows: list[tuple[int, str, str]]) -> None:
+        """Replace the lexical rows of these (slot, id, document) in one transaction (a rebuild's chunk)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            with self._transaction(cur):
+                self._write_lexical(cur, rows)
+
+    def clear_lexical(self) -> None:
+        with self._lock:
+            cur = self._conn.cursor()
+            with self._transaction(cur):
+                cur.execute("DELETE FROM lexical")
+
+    def lexical_search(self, match: str, limit: int | None) -> list[tuple[int, str, float]]:
+        """(slot, id, bm25 score: higher is better) of the best `limit` rows for an FTS5 query (None: all)."""
+        sql = "SELECT rowid, key, -bm25(lexical) FROM lexical WHERE lexical MATCH ? ORDER BY rank"
+        with self._reader_lock:
+            if limit is None:
+                return self._reader.execute(sql, (match,)).fetchall()
+            return self._reader.execute(sql + " LIMIT ?", (match, limit)).fetchall()
 
     def points(self) -> list[StoredPoint]:
         with self._lock:

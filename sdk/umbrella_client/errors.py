@@ -90,6 +90,10 @@ class UnindexedField(InvalidInput):
     code = "unindexed_field"
 
 
+class NoLexicalIndex(InvalidInput):
+    code = "no_lexical_index"
+
+
 class WrongModality(InvalidInput):
     code = "wrong_modality"
 

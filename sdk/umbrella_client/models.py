@@ -49,6 +49,9 @@ class CollectionInfo:
     recommendation: dict[str, Any] = dataclasses.field(default_factory=dict)
     recall_estimate: float | None = None  # live recall@k of graph searches, from a sample re-run exactly
     recall_samples: int = 0
+    lexical: dict[str, Any] | None = None  # the keyword index's fields ({"fields": [...], "source": bool})
+    lexical_state: str = "off"  # off | building | ready | failed
+    lexical_progress: float = 1.0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollectionInfo:
@@ -134,9 +137,11 @@ def count_of(data: Mapping[str, Any]) -> int:
 @dataclasses.dataclass(frozen=True)
 class ScoredPoint:
     id: PointId
-    score: float  # cosine similarity, dot product, or Euclidean distance (l2: lower is better)
+    score: float  # dense: similarity (l2: distance, lower is better); lexical: BM25; hybrid: the fused score
     payload: dict[str, Any] | None = None
     vector: Any = None
+    dense: dict[str, float] | None = None  # lexical and hybrid searches: {"rank": …, "score": …} in each list
+    lexical: dict[str, float] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScoredPoint:
@@ -148,8 +153,9 @@ class SearchResult:
     """Hits best first; iterate it, or read `results`."""
 
     results: list[ScoredPoint]
-    plan: str  # "hnsw" or "exact": which search ran
+    plan: str  # "hnsw" or "exact": which search ran ("lexical" in a keyword-only search)
     candidates: int  # points that passed the filter
+    mode: str = "dense"  # dense | lexical | hybrid
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SearchResult:
@@ -201,6 +207,9 @@ class SearchQuery:
     score_threshold: float | None = None
     with_payload: bool = True
     with_vector: bool = False
+    mode: str | None = None  # dense | lexical | hybrid; default: hybrid when the collection keeps keywords
+    keywords: str | None = None  # words for the keyword index beside a vector, id, sequence or image
+    fusion: Mapping[str, Any] | None = None  # {"method": "rrf" | "weighted", "k": 60, "alpha": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,6 +54,8 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "GET /collections/{name}": {},
     "DELETE /collections/{name}": {"url": "/collections/ghost"},
     "POST /collections/{name}/tune": {"json": {"k": 1}},
+    "PUT /collections/{name}/lexical": {"json": {"fields": ["title"]}},
+    "DELETE /collections/{name}/lexical": {},
     "POST /collections/{name}/facets": {"json": {"key": "nothing-indexed"}},  # 400 when allowed
     "PUT /collections/{name}/points": {"json": {"points": [{"id": "p1", "vector": V}]}},
     "POST /collections/{name}/points/get": {"json": {"ids": ["p1"]}},

@@ -56,3 +56,11 @@ async def test_the_client_closes_what_it_opened_only() -> None:
         assert await borrowed.healthz() == "ok"
     assert not shared.is_closed
     await shared.aclose()
+
+
+async def test_hybrid_search_as_a_coroutine(asdk: AsyncClient) -> None:
+    await asdk.create_collection("shop", dim=2, lexical={"fields": ["sku"]})
+    await asdk.upsert("shop", ["a", "b"], vectors=[[1, 0], [0, 1]], payloads=[{"sku": "SKU-1"}, {"sku": "SKU-2"}])
+    found = await asdk.search("shop", [1, 0], keywords="sku-2", k=1, fusion={"method": "weighted", "alpha": 0.1})
+    assert found.mode == "hybrid" and found.ids == ["b"]
+    assert (await asdk.set_lexical("shop", ["sku"])).lexical_state in ("building", "ready")

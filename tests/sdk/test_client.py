@@ -224,3 +224,20 @@ def test_facets_through_the_sdk(sdk: Client) -> None:
     facets = sdk.facets("shop", "brand", filter={"must_not": [{"key": "brand", "match": "puma"}]})
     assert facets.counts == {"nike": 1} and facets.candidates == 1
     assert sdk.facets("shop", "brand").counts == {"nike": 2, "puma": 2}
+
+
+def test_hybrid_search_and_keyword_fields_through_the_sdk(sdk: Client) -> None:
+    info = sdk.create_collection("shop", dim=2, lexical={"fields": ["title"]})
+    assert info.lexical == {"fields": ["title"], "source": False} and info.lexical_state == "ready"
+    sdk.upsert("shop", [1, 2], vectors=[[1, 0], [0, 1]], payloads=[{"title": "usb-c charger"}, {"title": "cable"}])
+    found = sdk.search("shop", [1, 0], keywords="cable", fusion={"method": "weighted", "alpha": 0.2})
+    assert found.mode == "hybrid" and found.ids[0] == 2
+    assert found.results[0].lexical["rank"] == 1 and found.results[0].dense["rank"] == 2
+    words = sdk.search("shop", [1, 0], keywords="usbc", mode="lexical")
+    assert words.ids == [1] and words.plan == "lexical"
+    batch = sdk.search_batch("shop", [SearchQuery(vector=[0, 1], keywords="charger", mode="lexical")])
+    assert batch[0].ids == [1]
+    assert sdk.set_lexical("shop", ["title", "missing"]).lexical == {"fields": ["title", "missing"], "source": False}
+    assert sdk.drop_lexical("shop").lexical_state == "off"
+    with pytest.raises(errors.NoLexicalIndex):
+        sdk.search("shop", [1, 0], keywords="cable", mode="hybrid")

@@ -6,8 +6,10 @@ Importing this package registers them all in `umbrella_client.calls.OPERATIONS`.
 from umbrella_client.operations.collections import (
     create_collection,
     drop_collection,
+    drop_lexical,
     get_collection,
     list_collections,
+    set_lexical,
     tune,
 )
 from umbrella_client.operations.health import healthz, readyz
@@ -39,6 +41,7 @@ __all__ = [
     "delete_snapshot",
     "download_snapshot",
     "drop_collection",
+    "drop_lexical",
     "facets",
     "get_collection",
     "get_points",
@@ -56,6 +59,7 @@ __all__ = [
     "search",
     "search_batch",
     "search_image",
+    "set_lexical",
     "train_ranker",
     "tune",
     "upsert",

@@ -1,4 +1,4 @@
-"""Collection operations: create, list, inspect, drop, tune."""
+"""Collection operations: create, list, inspect, drop, tune, the keyword index's fields."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ def create_collection(
     payload_indexes: Mapping[str, str] | None = None,
     store_source: bool | None = None,
     recommendation: Mapping[str, Any] | None = None,
+    lexical: Mapping[str, Any] | None = None,
 ) -> Request:
-    """Create a collection of `dim`-dimensional vectors, or one with a server-side `embedder` ({"kind": …})."""
+    """Create a collection of `dim`-dimensional vectors, or one with a server-side `embedder` ({"kind": …});
+    `lexical={"fields": [...]}` keeps a keyword index for lexical and hybrid search."""
     body = given(
         dim=dim,
         embedder=embedder,
@@ -31,6 +33,7 @@ def create_collection(
         payload_indexes=payload_indexes,
         store_source=store_source,
         recommendation=recommendation,
+        lexical=lexical,
     )
     return Request(path={"name": name}, json=body)
 
@@ -71,3 +74,16 @@ def tune(
     rows = None if vectors is None else [vector_list(v) for v in vectors]
     body = given(target_recall=target_recall, k=k, queries=queries, source=source, vectors=rows, seed=seed, apply=apply)
     return Request(path={"name": name}, json=body)
+
+
+@operation("PUT", "/collections/{name}/lexical", models.CollectionInfo.from_json)
+def set_lexical(name: str, fields: Iterable[str] = (), *, source: bool | None = None) -> Request:
+    """Keep a keyword index on these payload fields (and the embedded text, `source`), or change its fields;
+    the points are re-indexed in the background (`lexical_state`, `lexical_progress` in the info)."""
+    return Request(path={"name": name}, json=given(fields=list(fields), source=source))
+
+
+@operation("DELETE", "/collections/{name}/lexical", models.CollectionInfo.from_json)
+def drop_lexical(name: str) -> Request:
+    """Stop keeping a keyword index; lexical and hybrid searches are then refused."""
+    return Request(path={"name": name})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from umbrella_client import models
 from umbrella_client.calls import Request, given, operation
@@ -23,6 +23,9 @@ def query_json(query: SearchQuery) -> dict[str, Any]:
         ef=query.ef,
         filter=query.filter,
         score_threshold=query.score_threshold,
+        mode=query.mode,
+        keywords=query.keywords,
+        fusion=query.fusion,
     )
     body.update(k=query.k, exact=query.exact, with_payload=query.with_payload, with_vector=query.with_vector)
     return body
@@ -44,8 +47,12 @@ def search(
     score_threshold: float | None = None,
     with_payload: bool = True,
     with_vector: bool = False,
+    mode: Literal["dense", "lexical", "hybrid"] | None = None,
+    keywords: str | None = None,
+    fusion: Mapping[str, Any] | None = None,
 ) -> Request:
-    """The k nearest points to a vector, a stored point (`id`), a text, a sequence or an image."""
+    """The k nearest points to a vector, a stored point (`id`), a text, a sequence or an image. In a collection
+    with a keyword index a text (or `keywords` beside another query) also searches by BM25, fused (`mode`)."""
     query = SearchQuery(
         vector=vector,
         id=id,
@@ -59,6 +66,9 @@ def search(
         score_threshold=score_threshold,
         with_payload=with_payload,
         with_vector=with_vector,
+        mode=mode,
+        keywords=keywords,
+        fusion=fusion,
     )
     return Request(path={"name": collection}, json=query_json(query))
 
@@ -93,6 +103,7 @@ def search_image(
     filter: Filter | None = None,
     score_threshold: float | None = None,
     with_payload: bool = True,
+    keywords: str | None = None,
     filename: str = "image",
     content_type: str = "application/octet-stream",
 ) -> Request:
@@ -102,6 +113,8 @@ def search_image(
         form["filter"] = json.dumps(filter)
     if score_threshold is not None:
         form["score_threshold"] = repr(float(score_threshold))
+    if keywords is not None:
+        form["keywords"] = keywords
     files = {"file": (filename, image_bytes(image), content_type)}
     return Request(path={"name": collection}, files=files, data=form)
 
