@@ -59,6 +59,7 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         metric=body.metric,
         payload_indexes=dict(body.payload_indexes),
         store_source=body.store_source,
+        strict=body.strict,
         recommendation=body.recommendation.model_dump(),
         lexical=_lexical(body.lexical, body.store_source, body.embedder.kind if body.embedder else None),
         **body.hnsw.model_dump(),

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.collections.models import CollectionConfig, Source
-from app.index.payload import lookup
+from app.index.scan import lookup
 from app.index.tokens import document, field_text
 
 log = logging.getLogger(__name__)

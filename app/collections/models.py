@@ -35,6 +35,7 @@ class CollectionConfig:
     store_source: bool = False  # keep the text/sequence/image each point was embedded from
     recommendation: dict[str, Any] = field(default_factory=dict)  # personalization's settings; defaults if empty
     lexical: dict[str, Any] | None = None  # {"fields": [payload keys], "source": bool}; None: no keyword index
+    strict: bool = False  # a filter or facet on a field without a payload index is a 400, not a scan
 
     @property
     def lexical_fields(self) -> list[str]:
@@ -64,8 +65,10 @@ class CollectionConfig:
                 raise ValueError(f"the collection config's {name} must be an integer from {low} to {high}")
         if config.metric not in get_args(Metric):
             raise ValueError(f"the collection config's metric must be one of {list(get_args(Metric))}")
-        if not isinstance(config.name, str) or not isinstance(config.store_source, bool):
-            raise ValueError("the collection config's name must be text and store_source true or false")
+        if not isinstance(config.name, str) or not all(
+            isinstance(f, bool) for f in (config.store_source, config.strict)
+        ):
+            raise ValueError("the collection config's name must be text, store_source and strict true or false")
         indexes = config.payload_indexes
         if not isinstance(indexes, dict) or not all(
             isinstance(k, str) and v in get_args(FieldType) for k, v in indexes.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import orjson
 from app.collections.models import Point, PointId
 from app.index.base import Metric
 from app.index.exact import ExactIndex
-from app.index.payload import FieldType, PayloadIndex
+from app.index.payload import FieldType, PayloadIndex, Rows
 from app.storage.sqlite_store import StoredPoint
 
 
@@ -106,9 +107,15 @@ class PointTable:
         self.exact.delete(slots)
         return slots
 
-    def mask(self, flt: dict[str, Any]) -> np.ndarray:
-        """One bool per slot: alive and matching the filter."""
-        return self.payload_index.mask(flt, self.exact.size) & self.exact.alive
+    def mask(self, flt: dict[str, Any], text_slots: Callable[[str], np.ndarray | None], *, strict: bool) -> np.ndarray:
+        """One bool per slot: alive and matching the filter (conditions no index answers scan the live payloads)."""
+        rows = Rows(self.payloads, self._slots_of_ids, text_slots, strict)
+        alive = self.exact.alive
+        return self.payload_index.mask(flt, self.exact.size, rows, within=alive) & alive
+
+    def _slots_of_ids(self, ids: list[Any]) -> list[int]:
+        slot_of = self.slot_of
+        return [slot_of[pid] for pid in ids if pid in slot_of]
 
     def points(self, slots: list[int], with_payload: bool, with_vector: bool) -> list[Point]:
         vectors = self.exact.vectors(np.asarray(slots, np.int64)) if with_vector else None

@@ -26,7 +26,8 @@ from app.index.tokens import match_expression
 
 T = TypeVar("T")
 EventRow = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
-LexicalSearch = Callable[[str, int | None], list[tuple[int, str, float]]]  # FTS5 query, limit → (slot, id, score)
+# FTS5 query, limit, only these slots → (slot, id, BM25 score) best first
+LexicalSearch = Callable[[str, int | None, list[int] | None], list[tuple[int, str, float]]]
 
 
 class WouldBlock(Exception):
@@ -117,14 +118,30 @@ class ReadView:
     def mask(self, flt: dict[str, Any] | None) -> np.ndarray:
         """One bool per slot: a live point matching the filter (every live point without one); read-only."""
         if flt:
-            return self._table.mask(flt)
+            return self._table.mask(flt, self._text_slots, strict=self.config.strict)
         alive = self._table.exact.alive.view()  # no copy of every slot for an unfiltered page
         alive.flags.writeable = False
         return alive
 
+    def scans(self, flt: dict[str, Any] | None) -> bool:
+        """Whether the filter reads payloads (a field without an index, is_null, text) rather than indexes alone."""
+        return bool(flt) and self._table.payload_index.needs_scan(flt)  # type: ignore[arg-type]
+
     def facet(self, key: str, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
-        """The most frequent values of an indexed payload field among the selected slots, with counts."""
-        return self._table.payload_index.facet(key, selected, limit)
+        """The most frequent values of a payload field among the selected slots, with counts (a field without an
+        index is counted from the payloads, unless the collection is strict)."""
+        payloads = None if self.config.strict else self._table.payloads
+        return self._table.payload_index.facet(key, selected, limit, payloads)
+
+    def _text_slots(self, text: str) -> np.ndarray | None:
+        """A bool per slot: the keyword document holds every word of the text; None without a keyword index."""
+        match = match_expression(text, every=True)
+        if not self.config.lexical:
+            return None
+        out = np.zeros(self._table.size, dtype=bool)
+        if match is not None:
+            out[[slot for slot, _ in self._visible(self._lexical(match, None, None), None)]] = True
+        return out
 
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
         """A keyword-indexed field's values at the slots; None when the field has no keyword index."""
@@ -142,31 +159,44 @@ class ReadView:
 
     def lexical_search(self, text: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(slots, BM25 scores) of the k best keyword matches for the text among the points the mask keeps,
-        best first; empty when the text has no words or the collection keeps no keyword index.
-
-        The index is read from SQLite, which a writer commits to before it swaps memory: a row whose id is
-        not the one this view holds at its slot belongs to a batch the view cannot see yet, and is skipped.
-        """
+        best first; empty when the text has no words or the collection keeps no keyword index."""
         match = match_expression(text)
         if match is None or not self.config.lexical:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids = self._table.ids
         limit: int | None = k if mask is None else 4 * k
         while True:
-            rows = self._lexical(match, limit)
-            kept = [
-                (slot, score)
-                for slot, key, score in rows
-                if slot < len(ids)
-                and ids[slot] is not None
-                and orjson.dumps(ids[slot]).decode() == key
-                and (mask is None or mask[slot])
-            ]
+            rows = self._lexical(match, limit, None)
+            kept = self._visible(rows, mask)
             if len(kept) >= k or limit is None or len(rows) < limit:
                 break
             limit = None  # a selective filter left too few: read every match
         kept = kept[:k]
         return np.array([s for s, _ in kept], np.int64), np.array([v for _, v in kept], np.float32)
+
+    def lexical_scores(self, text: str, slots: np.ndarray) -> np.ndarray:
+        """The BM25 score of each slot for the text; NaN where its document has none of the words."""
+        out = np.full(len(slots), np.nan, np.float32)
+        match = match_expression(text)
+        if match is None or not self.config.lexical or not len(slots):
+            return out
+        found = dict(self._visible(self._lexical(match, None, slots.tolist()), None))
+        for i, slot in enumerate(slots.tolist()):
+            out[i] = found.get(slot, np.nan)
+        return out
+
+    def _visible(self, rows: list[tuple[int, str, float]], mask: np.ndarray | None) -> list[tuple[int, float]]:
+        """The rows of points this view holds (and the mask keeps). The index is read from SQLite, which a writer
+        commits to before it swaps memory: a row whose id is not the one this view holds at its slot belongs to
+        a batch the view cannot see yet."""
+        ids = self._table.ids
+        return [
+            (slot, score)
+            for slot, key, score in rows
+            if slot < len(ids)
+            and ids[slot] is not None
+            and orjson.dumps(ids[slot]).decode() == key
+            and (mask is None or mask[slot])
+        ]
 
     def check_vectors(self, vectors: np.ndarray, expected: int) -> np.ndarray:
         return prepare_vectors(self.config, vectors, expected)

@@ -5,30 +5,18 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 
 from app.core.errors import InvalidFilter, InvalidInput, UnindexedField
+from app.index.scan import Scanner, lookup
 
 FieldType = Literal["keyword", "integer", "float", "bool"]
-
-
-def lookup(payload: dict[str, Any] | None, key: str) -> Any:
-    """The value at `key` in a payload; a dotted key walks nested objects ("specs.color"). A key that exists
-    as written wins over a nested path, so a field literally named "a.b" stays reachable."""
-    if payload is None:
-        return None
-    if key in payload or "." not in key:
-        return payload.get(key)
-    value: Any = payload
-    for part in key.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 class _KeywordField:
@@ -68,6 +56,12 @@ class _KeywordField:
             out[self._slots(v)] = True
         return out
 
+    def present(self, size: int) -> np.ndarray:
+        """Slots holding at least one value."""
+        out = np.zeros(size, dtype=bool)
+        out[[s for s, values in self.by_slot.items() if values and s < size]] = True
+        return out
+
     def facet(self, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
         chosen = np.flatnonzero(selected)
         if len(self.postings) * FEW_VALUES < len(chosen):  # few values, many points: one masked count per value
@@ -94,7 +88,8 @@ def _most_common(counts: Mapping[Any, int], limit: int) -> list[tuple[FacetValue
     of 50k SKU-like values with a Python key took 100 ms, finding the cut-off count 2 ms."""
     top = heapq.nlargest(limit, counts.values())
     cut = top[-1] if top else 1
-    return sorted(((v, c) for v, c in counts.items() if c >= cut), key=lambda item: (-item[1], item[0]))[:limit]
+    chosen = ((v, c) for v, c in counts.items() if c >= cut)  # a scanned field may mix types: group ties by type
+    return sorted(chosen, key=lambda item: (-item[1], type(item[0]).__name__, item[0]))[:limit]
 
 
 def _as_float(value: int | float) -> float:
@@ -133,6 +128,12 @@ class _NumericField:
         if slot < len(self.values):
             self.values[slot] = np.nan
 
+    def present(self, size: int) -> np.ndarray:
+        column = self.values[:size]
+        out = np.zeros(size, dtype=bool)
+        out[: len(column)] = ~np.isnan(column)
+        return out
+
     def mask(self, cond: dict[str, Any], size: int) -> np.ndarray:
         column = self.values[:size]
         if len(column) < size:
@@ -159,32 +160,51 @@ class _NumericField:
         return _most_common({typed(v): int(c) for v, c in zip(values.tolist(), counts.tolist(), strict=True)}, limit)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What a filter may need besides the indexes: each slot's payload JSON (to scan fields without an index),
+    the slots of given ids (has_id), and the slots whose keyword document holds every word of a text (None when
+    the collection keeps no keyword index). `strict` refuses to scan: a field without an index is a 400."""
+
+    payloads: Sequence[bytes | None]
+    slots_of: Callable[[list[Any]], list[int]]
+    text_slots: Callable[[str], np.ndarray | None]
+    strict: bool = False
+
+
 class PayloadIndex:
-    """The declared fields of one collection; answers filters as boolean masks over slots."""
+    """The indexed fields of one collection; answers filters as boolean masks over slots, scanning the payloads
+    for conditions no index answers (unless strict)."""
 
     def __init__(self, schema: dict[str, FieldType]) -> None:
         self.schema = dict(schema)
-        self._fields = {k: _KeywordField() if t == "keyword" else _NumericField(t) for k, t in schema.items()}
+        self._fields = {k: new_field(t) for k, t in schema.items()}
 
     def check(self, payload: dict[str, Any] | None) -> None:
-        """Raise InvalidInput when a declared field holds a value of the wrong type."""
-        for key, value in (payload or {}).items():
-            field = self._fields.get(key)
-            if field is not None and value is not None:
+        """Raise InvalidInput when an indexed field holds a value of the wrong type."""
+        for key, field in self._fields.items():
+            value = lookup(payload, key)
+            if value is not None:
                 field.check(key, value)
 
     def set(self, slot: int, payload: dict[str, Any] | None) -> None:
         for key, field in self._fields.items():
-            value = (payload or {}).get(key)
-            if value is None:
-                field.remove(slot)
-            else:
-                field.set(slot, value)
+            _store(field, key, slot, lookup(payload, key))
 
     def remove(self, slot: int) -> None:
         for field in self._fields.values():
             field.remove(slot)
 
+    # ---- indexes added and dropped while the collection serves (see new_field) ------------------------
+    def add(self, key: str, kind: FieldType, field: Field) -> None:
+        self.schema[key] = kind
+        self._fields[key] = field
+
+    def drop(self, key: str) -> None:
+        self.schema.pop(key, None)
+        self._fields.pop(key, None)
+
+    # ---- reads ---------------------------------------------------------------------------------------
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
         """Each slot's value of a keyword field (the first, for a list), None where it has none;
         None when `key` is not an indexed keyword field."""
@@ -204,36 +224,127 @@ class PayloadIndex:
         out[inside] = field.values[slots[inside]]
         return out
 
-    def mask(self, flt: dict[str, Any], size: int) -> np.ndarray:
-        """Slots (of the first `size`) that pass the filter; the caller ANDs it with liveness."""
-        out = np.ones(size, dtype=bool)
-        for cond in flt.get("must") or []:
-            out &= self._condition(cond, size)
+    def needs_scan(self, flt: dict[str, Any]) -> bool:
+        """Whether a filter reads payloads: a condition on a field without an index, is_null, or text."""
+        for cond in (*(flt.get("must") or ()), *(flt.get("should") or ()), *(flt.get("must_not") or ())):
+            if "has_id" in cond:
+                continue
+            if "is_null" in cond or "text" in cond:
+                return True
+            if "is_empty" in cond:
+                if cond["is_empty"]["key"] not in self._fields:
+                    return True
+            elif "key" in cond:
+                if cond["key"] not in self._fields:
+                    return True
+            elif self.needs_scan(cond):
+                return True
+        return False
+
+    def mask(self, flt: dict[str, Any], size: int, rows: Rows, within: np.ndarray | None = None) -> np.ndarray:
+        """Slots (of the first `size`, and among `within`) that pass the filter; the caller ANDs it with liveness.
+
+        Conditions an index answers run first, so the ones that scan payloads look only at the slots still in.
+        """
+        out = np.ones(size, dtype=bool) if within is None else within.copy()
+        scanner = Scanner(rows.payloads)
+        must = sorted(flt.get("must") or [], key=self._scans)
+        for cond in must:
+            out &= self._condition(cond, size, rows, scanner, out)
         if flt.get("should"):
             any_of = np.zeros(size, dtype=bool)
-            for cond in flt["should"]:
-                any_of |= self._condition(cond, size)
+            for cond in sorted(flt["should"], key=self._scans):
+                any_of |= self._condition(cond, size, rows, scanner, out & ~any_of)
             out &= any_of
-        for cond in flt.get("must_not") or []:
-            out &= ~self._condition(cond, size)
+        for cond in sorted(flt.get("must_not") or [], key=self._scans):
+            out &= ~self._condition(cond, size, rows, scanner, out)
         return out
 
-    def facet(self, key: str, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
-        """The `limit` most frequent values of an indexed field among the selected slots (a bool per slot),
-        with how many selected points hold each; most frequent first, ties by value."""
-        return self._field(key, "count its values").facet(selected, limit)
-
-    def _condition(self, cond: dict[str, Any], size: int) -> np.ndarray:
-        if "key" not in cond:  # a nested filter
-            return self.mask(cond, size)
-        return self._field(cond["key"], "filter on it").mask(cond, size)
-
-    def _field(self, key: str, to: str) -> _KeywordField | _NumericField:
+    def facet(
+        self, key: str, selected: np.ndarray, limit: int, payloads: Sequence[bytes | None] | None = None
+    ) -> list[tuple[FacetValue, int]]:
+        """The `limit` most frequent values of a field among the selected slots (a bool per slot), with how many
+        selected points hold each; most frequent first, ties by value. A field without an index is counted from
+        `payloads` (a scan); without them it is a 400."""
         field = self._fields.get(key)
-        if field is None:
-            raise UnindexedField(
-                f"payload field '{key}' has no index: declare it in payload_indexes to {to}",
-                field=key,
-                indexed=sorted(self._fields),
-            )
-        return field
+        if field is not None:
+            return field.facet(selected, limit)
+        if payloads is None:
+            raise self._unindexed(key, "count its values")
+        return scan_facet(payloads, key, selected, limit)
+
+    def _scans(self, cond: dict[str, Any]) -> bool:
+        return self.needs_scan({"must": [cond]})
+
+    def _condition(
+        self, cond: dict[str, Any], size: int, rows: Rows, scanner: Scanner, within: np.ndarray
+    ) -> np.ndarray:
+        if "has_id" in cond:
+            out = np.zeros(size, dtype=bool)
+            out[[s for s in rows.slots_of(cond["has_id"]) if s < size]] = True
+            return out
+        if "text" in cond:
+            found = rows.text_slots(cond["text"])  # the keyword index narrows; the field's own words decide
+            return scanner.mask(cond, within if found is None else within & found[:size])
+        if "key" not in cond and "is_empty" not in cond and "is_null" not in cond:  # a nested filter
+            return self.mask(cond, size, rows, within)
+        key = cond["key"] if "key" in cond else (cond.get("is_empty") or cond["is_null"])["key"]
+        field = self._fields.get(key)
+        if field is not None and "is_empty" in cond:
+            return ~field.present(size)
+        if field is not None and "is_null" not in cond:  # null and absent look the same to an index
+            return field.mask(cond, size)
+        if rows.strict and field is None:
+            raise self._unindexed(key, "filter on it (the collection is strict)")
+        return scanner.mask(cond, within)
+
+    def _unindexed(self, key: str, to: str) -> UnindexedField:
+        return UnindexedField(
+            f"payload field '{key}' has no index: declare it in payload_indexes to {to}",
+            field=key,
+            indexed=sorted(self._fields),
+        )
+
+
+Field = _KeywordField | _NumericField
+
+
+def new_field(kind: FieldType) -> Field:
+    """An empty index of a kind: fill it with `index_value`, then `PayloadIndex.add` it."""
+    return _KeywordField() if kind == "keyword" else _NumericField(kind)
+
+
+def index_value(field: Field, key: str, slot: int, payload: dict[str, Any] | None) -> None:
+    _store(field, key, slot, lookup(payload, key))
+
+
+def _store(field: Field, key: str, slot: int, value: Any) -> None:
+    """Index one value; a value of another type (in points stored before the index existed) is left out."""
+    if value is None:
+        field.remove(slot)
+        return
+    try:
+        field.check(key, value)
+    except InvalidInput:
+        field.remove(slot)
+        return
+    field.set(slot, value)
+
+
+def scan_facet(
+    payloads: Sequence[bytes | None], key: str, selected: np.ndarray, limit: int
+) -> list[tuple[FacetValue, int]]:
+    """Facet counts of a field without an index, from the selected points' payloads (strings, numbers, bools,
+    lists of them; a list counts once for each distinct value)."""
+    counts: Counter[Any] = Counter()
+    for slot in np.flatnonzero(selected).tolist():
+        raw = payloads[slot] if slot < len(payloads) else None
+        value = lookup(orjson.loads(raw), key) if raw else None
+        for v in dict.fromkeys(_hashable(value)):
+            counts[v] += 1
+    return _most_common(counts, limit)
+
+
+def _hashable(value: Any) -> list[FacetValue]:
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if isinstance(v, (str, int, float, bool))]

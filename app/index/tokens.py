@@ -52,8 +52,9 @@ def document(texts: Iterable[str]) -> str:
     return " ".join(t for text in texts for t in tokens(text))
 
 
-def match_expression(text: str) -> str | None:
-    """An FTS5 query that any of the text's tokens satisfies (BM25 ranks by how many and how rare);
-    None when the text has no tokens. Tokens are letters and digits only, so quoting them is safe."""
+def match_expression(text: str, *, every: bool = False) -> str | None:
+    """An FTS5 query that any of the text's tokens satisfies (BM25 ranks by how many and how rare), or with
+    `every` all of them; None when the text has no tokens. Tokens are letters and digits only, so quoting them
+    is safe."""
     unique = dict.fromkeys(tokens(text))
-    return " OR ".join(f'"{t}"' for t in unique) if unique else None
+    return (" AND " if every else " OR ").join(f'"{t}"' for t in unique) if unique else None

@@ -140,6 +140,11 @@ class CollectionCreate(Strict):
     recommendation: RecommendationSettings = Field(
         default_factory=RecommendationSettings, description="How events build user profiles and ranker features."
     )
+    strict: bool = Field(
+        False,
+        description="Refuse (400 unindexed_field) filters and facets on fields without a payload index, "
+        "instead of scanning the payloads.",
+    )
     lexical: LexicalSpec | None = Field(
         None,
         description="Keep a keyword (BM25) index for lexical and hybrid search; change it later with PUT …/lexical.",
@@ -173,6 +178,7 @@ class CollectionInfo(Strict):
     embedder: dict[str, object] | None = Field(None, description="The embedder spec, if any.")
     store_source: bool = Field(description="Whether points keep what they were embedded from.")
     recommendation: RecommendationSettings
+    strict: bool = Field(description="Whether filters on fields without a payload index are refused.")
     lexical: LexicalSpec | None = Field(None, description="The keyword index's fields, if it keeps one.")
     lexical_state: Literal["off", "building", "ready", "failed"] = Field(
         description="The keyword index: none, being rewritten after its fields changed, or level with the points."

@@ -50,27 +50,64 @@ class Range(Strict):
 MatchValue = StrictStr | StrictBool | StrictInt | StrictFloat
 
 
-class FieldCondition(Strict):
-    model_config = ConfigDict(json_schema_extra=exactly_one_of("match", "any", "range"))
+PayloadKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        description="A payload field; a dotted key reaches into nested objects (specs.color). Fields with a payload "
+        "index are answered from it, others by scanning the payloads.",
+    ),
+]
 
-    key: str = Field(min_length=1, max_length=256, description="A payload field declared in payload_indexes.")
+
+class FieldCondition(Strict):
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("match", "any", "range", "text"))
+
+    key: PayloadKey
     match: MatchValue | None = Field(None, description="The field equals this value (or contains it, for lists).")
     any: list[MatchValue] | None = Field(
-        None, min_length=1, max_length=1024, description="The field equals any of these."
+        None, min_length=1, max_length=1024, description="The field equals any of these (or contains one, for lists)."
     )
     range: Range | None = Field(None, description="The numeric field lies within these bounds.")
+    text: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="The field's words include every word of this text (codes match whole or in parts); the "
+        "keyword index narrows the points to check when the collection keeps one.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FieldCondition:
-        if sum(x is not None for x in (self.match, self.any, self.range)) != 1:
-            raise ValueError("a condition needs exactly one of match, any, range")
+        if sum(x is not None for x in (self.match, self.any, self.range, self.text)) != 1:
+            raise ValueError("a condition needs exactly one of match, any, range, text")
         return self
 
 
+class KeyRef(Strict):
+    key: PayloadKey
+
+
+class IsEmpty(Strict):
+    is_empty: KeyRef = Field(description="The field is absent, null, or an empty list.")
+
+
+class IsNull(Strict):
+    is_null: KeyRef = Field(description="The field is present and null.")
+
+
+class HasId(Strict):
+    has_id: list[PointId] = Field(min_length=1, max_length=10_000, description="The point's id is one of these.")
+
+
+Condition = FieldCondition | IsEmpty | IsNull | HasId
+
+
 class Filter(Strict):
-    must: list[FieldCondition | Filter] | None = Field(None, max_length=64, description="All of these hold.")
-    should: list[FieldCondition | Filter] | None = Field(None, max_length=64, description="At least one holds.")
-    must_not: list[FieldCondition | Filter] | None = Field(None, max_length=64, description="None of these holds.")
+    must: list[Condition | Filter] | None = Field(None, max_length=64, description="All of these hold.")
+    should: list[Condition | Filter] | None = Field(None, max_length=64, description="At least one holds.")
+    must_not: list[Condition | Filter] | None = Field(None, max_length=64, description="None of these holds.")
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -93,8 +93,9 @@ class ScoredPoint(Strict):
 
 class SearchResponse(Strict):
     results: list[ScoredPoint]
-    plan: Literal["hnsw", "exact", "lexical"] = Field(
-        description="Which search ran: the dense one (hnsw or exact), or lexical in a keyword-only search."
+    plan: Literal["hnsw", "exact", "lexical", "hnsw+scan", "exact+scan", "lexical+scan"] = Field(
+        description="Which search ran: the dense one (hnsw or exact), or lexical in a keyword-only search; "
+        "+scan when the filter read payloads (a field without an index, is_null, text)."
     )
     mode: Literal["dense", "lexical", "hybrid"] = Field(description="The mode the search ran in.")
     candidates: int = Field(description="Points that passed the filter (all points when there is none).")

@@ -1,4 +1,4 @@
-"""Hybrid search's merge: two ranked lists (dense, keyword) become one, by reciprocal rank or weighted scores."""
+"""Hybrid search's merge: the candidates of both retrievers, each scored by both, fused by rank or by score."""
 
 from __future__ import annotations
 
@@ -17,46 +17,44 @@ class Fused:
     lexical: Rank | None
 
 
-def _ranks(slots: np.ndarray, scores: np.ndarray) -> dict[int, Rank]:
-    return {int(s): Rank(i + 1, float(v)) for i, (s, v) in enumerate(zip(slots.tolist(), scores.tolist(), strict=True))}
+def _ranks(scores: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Each candidate's 1-based rank by score, best (highest) first, ties by slot; 0 where the score is NaN."""
+    order = np.lexsort((slots, -np.nan_to_num(scores, nan=-np.inf)))
+    ranks = np.empty(len(scores), np.int64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    ranks[np.isnan(scores)] = 0
+    return ranks
 
 
-def _normalised(ranks: dict[int, Rank], higher_is_better: bool) -> dict[int, float]:
-    """Scores mapped onto [0, 1], 1 the best of the list (a list of one, or of equal scores: all 1)."""
-    if not ranks:
-        return {}
-    values = [r.score for r in ranks.values()]
-    low, high = min(values), max(values)
-    if high == low:
-        return dict.fromkeys(ranks, 1.0)
-    return {
-        slot: (r.score - low) / (high - low) if higher_is_better else (high - r.score) / (high - low)
-        for slot, r in ranks.items()
-    }
+def fuse(slots: np.ndarray, dense: np.ndarray, lexical: np.ndarray, fusion: Fusion, dense_higher: bool) -> list[Fused]:
+    """The candidates (the union of both retrievers' lists) best first by fused score.
 
-
-def fuse(
-    dense: tuple[np.ndarray, np.ndarray],
-    lexical: tuple[np.ndarray, np.ndarray],
-    fusion: Fusion,
-    dense_higher_is_better: bool,
-) -> list[Fused]:
-    """Every slot of either list with its fused score, best first; ties go to the better dense rank, then
-    the better keyword rank, then the lower slot, so the order is the same on every run."""
-    by_dense, by_lexical = _ranks(*dense), _ranks(*lexical)
-    slots = list(dict.fromkeys([*by_dense, *by_lexical]))
+    `dense` holds every candidate's similarity (or l2 distance when not `dense_higher`), `lexical` its BM25
+    score (NaN: none of the words). Scoring every candidate by both retrievers, rather than only those each
+    list happened to return, means a product found by its code alone still gets its real dense score.
+    rrf sums 1/(k + rank) over both rankings; weighted adds alpha × the dense score min-max-normalised over the
+    candidates and (1 − alpha) × BM25 divided by the best BM25 (0 is no match). Ties go to the better dense
+    rank, then the lower slot, so the order is the same on every run.
+    """
+    oriented = dense if dense_higher else -dense
+    dense_rank, lexical_rank = _ranks(oriented, slots), _ranks(lexical, slots)
     if fusion.method == "rrf":
-        score = {
-            s: sum(1.0 / (fusion.k + r.rank) for r in (by_dense.get(s), by_lexical.get(s)) if r is not None)
-            for s in slots
-        }
+        score = 1.0 / (fusion.k + dense_rank)
+        score += np.where(lexical_rank > 0, 1.0 / (fusion.k + np.maximum(lexical_rank, 1)), 0.0)
     else:
-        d, w = _normalised(by_dense, dense_higher_is_better), _normalised(by_lexical, True)
-        score = {s: fusion.alpha * d.get(s, 0.0) + (1 - fusion.alpha) * w.get(s, 0.0) for s in slots}
-    last = len(slots) + 1
-
-    def order(s: int) -> tuple[float, int, int, int]:
-        d, w = by_dense.get(s), by_lexical.get(s)
-        return (-score[s], d.rank if d else last, w.rank if w else last, s)
-
-    return [Fused(s, score[s], by_dense.get(s), by_lexical.get(s)) for s in sorted(slots, key=order)]
+        low, high = (oriented.min(), oriented.max()) if len(oriented) else (0.0, 0.0)
+        d = (oriented - low) / (high - low) if high > low else np.ones(len(oriented))
+        words = np.nan_to_num(lexical, nan=0.0)
+        best = words.max() if len(words) else 0.0
+        w = words / best if best > 0 else np.zeros(len(words))
+        score = fusion.alpha * d + (1 - fusion.alpha) * w
+    order = np.lexsort((slots, dense_rank, -score))
+    return [
+        Fused(
+            int(slots[i]),
+            float(score[i]),
+            Rank(int(dense_rank[i]), float(dense[i])),
+            Rank(int(lexical_rank[i]), float(lexical[i])) if lexical_rank[i] else None,
+        )
+        for i in order.tolist()
+    ]

@@ -29,6 +29,10 @@ class _Planned:
     candidates: int
     plan: Plan | Literal["lexical"]
     mode: Mode
+    scans: bool  # the filter read payloads: the plan says so ("exact+scan")
+
+    def named(self, plan: str) -> str:
+        return f"{plan}+scan" if self.scans else plan
 
 
 def search(collection: Catalog, queries: list[Query]) -> list[SearchResult]:
@@ -123,7 +127,7 @@ def _plan(view: ReadView, q: Query) -> _Planned:
     wanted = q.k if mode == "dense" else max(q.k, q.fusion.candidates)
     k = wanted + (exclude is not None)  # "more like this" leaves the example out
     if mode == "lexical":
-        return _Planned(q, None, k, exclude, mask, candidates, "lexical", mode)
+        return _Planned(q, None, k, exclude, mask, candidates, "lexical", mode, view.scans(q.filter))
     vector = q.vector if exclude is None else view.vectors(np.array([exclude]))[0]
     vector = view.check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), expected=1)
     settings = view.settings
@@ -134,7 +138,7 @@ def _plan(view: ReadView, q: Query) -> _Planned:
         dim=view.config.dim,
         exact_max_floats=settings.exact_max_floats if mask is None else settings.filtered_exact_max_floats,
     )
-    return _Planned(q, vector, k, exclude, mask, candidates, plan, mode)
+    return _Planned(q, vector, k, exclude, mask, candidates, plan, mode, view.scans(q.filter))
 
 
 def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> SearchResult:
@@ -142,20 +146,31 @@ def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> Sear
         return _result(view, p, *_dense(view, p, monitor))
     q = p.query
     assert q.words is not None  # resolve_mode saw to it
-    lexical = view.lexical_search(q.words, p.k, p.mask)
     if p.mode == "lexical":
-        ranked = enumerate(zip(lexical[0].tolist(), lexical[1].tolist(), strict=True))
+        slots, scores = view.lexical_search(q.words, p.k, p.mask)
+        ranked = enumerate(zip(slots.tolist(), scores.tolist(), strict=True))
         fused = [Fused(slot, score, None, Rank(i + 1, score)) for i, (slot, score) in ranked]
         plan = "lexical"
     else:
-        slots, scores, plan = _dense(view, p, monitor)
-        valid = slots >= 0
-        fused = fuse((slots[valid], scores[valid]), lexical, q.fusion, higher_is_better(view.config.metric))
+        fused, plan = _hybrid(view, p, q.words, monitor)
     kept = [f for f in fused if f.slot != p.exclude and (q.score_threshold is None or f.score >= q.score_threshold)]
     kept = kept[: q.k]
     found = hits(view, [f.slot for f in kept], [f.score for f in kept], q.with_payload, q.with_vector)
-    ranked = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, kept, strict=True)]
-    return SearchResult(ranked, plan, p.candidates, p.mode)
+    with_ranks = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, kept, strict=True)]
+    return SearchResult(with_ranks, p.named(plan), p.candidates, p.mode)
+
+
+def _hybrid(view: ReadView, p: _Planned, words: str, monitor: RecallMonitor | None) -> tuple[list[Fused], Plan]:
+    """Both retrievers' candidates, each scored by both (exact dense scores, BM25 of the words), fused."""
+    assert p.vector is not None
+    dense_slots, _, plan = _dense(view, p, monitor)
+    lexical_slots, _ = view.lexical_search(words, p.k, p.mask)
+    union = list(dict.fromkeys([*dense_slots[dense_slots >= 0].tolist(), *lexical_slots.tolist()]))
+    if not union:
+        return [], plan
+    slots, dense = view.exact_search(p.vector, len(union), np.array(union, np.int64))
+    lexical = view.lexical_scores(words, slots[0])
+    return fuse(slots[0], dense[0], lexical, p.query.fusion, higher_is_better(view.config.metric)), plan
 
 
 def _dense(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[np.ndarray, np.ndarray, Plan]:
@@ -187,7 +202,8 @@ def _result(view: ReadView, p: _Planned, slots: np.ndarray, scores: np.ndarray, 
     if q.score_threshold is not None:
         keep &= scores >= q.score_threshold if higher_is_better(view.config.metric) else scores <= q.score_threshold
     slots, scores = slots[keep][: q.k], scores[keep][: q.k]
-    return SearchResult(hits(view, slots.tolist(), scores.tolist(), q.with_payload, q.with_vector), plan, p.candidates)
+    found = hits(view, slots.tolist(), scores.tolist(), q.with_payload, q.with_vector)
+    return SearchResult(found, p.named(plan), p.candidates)
 
 
 def hits(view: ReadView, slots: list[int], scores: list[float], with_payload: bool, with_vector: bool) -> list[Hit]:

@@ -46,6 +46,7 @@ class CollectionInfo:
     seq: int
     embedder: dict[str, Any] | None = None
     store_source: bool = False
+    strict: bool = False  # filters on fields without a payload index are refused rather than scanned
     recommendation: dict[str, Any] = dataclasses.field(default_factory=dict)
     recall_estimate: float | None = None  # live recall@k of graph searches, from a sample re-run exactly
     recall_samples: int = 0

@@ -56,7 +56,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "POST /collections/{name}/tune": {"json": {"k": 1}},
     "PUT /collections/{name}/lexical": {"json": {"fields": ["title"]}},
     "DELETE /collections/{name}/lexical": {},
-    "POST /collections/{name}/facets": {"json": {"key": "nothing-indexed"}},  # 400 when allowed
+    "POST /collections/{name}/facets": {"json": {"key": "nothing-indexed"}},
     "PUT /collections/{name}/points": {"json": {"points": [{"id": "p1", "vector": V}]}},
     "POST /collections/{name}/points/get": {"json": {"ids": ["p1"]}},
     "POST /collections/{name}/points/delete": {"json": {"ids": ["nothing-here"]}},

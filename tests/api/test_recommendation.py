@@ -194,8 +194,8 @@ def test_bad_event_requests(client: TestClient, settings: Settings) -> None:
     many = [view] * (settings.max_batch_points + 1)
     error(client.post(events, json={"events": many}), 413, "payload_too_large")
     error(client.get(recs, params={"filter": "{nope"}), 422, "validation_error")
-    flt = json.dumps({"must": [{"key": "colour", "match": "red"}]})
-    error(client.get(recs, params={"filter": flt}), 400, "unindexed_field")
+    flt = json.dumps({"must": [{"key": "colour", "range": {}}]})
+    error(client.get(recs, params={"filter": flt}), 422, "validation_error")
 
 
 def test_training_needs_enough_events(client: TestClient, small_shop: Shop) -> None:

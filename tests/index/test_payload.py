@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 
 from app.core.errors import InvalidFilter, InvalidInput, UnindexedField
-from app.index.payload import PayloadIndex
+from app.index.payload import PayloadIndex, Rows
 
 PAYLOADS = [
     {"cat": "shoes", "price": 10.0, "stock": 3, "sale": True, "tags": ["red", "new"]},
@@ -25,8 +26,13 @@ def index() -> PayloadIndex:
     return idx
 
 
+def rows(strict: bool = False) -> Rows:
+    raw = [None if p is None else orjson.dumps(p) for p in PAYLOADS]
+    return Rows(raw, lambda ids: [i for i in ids if i in range(len(PAYLOADS))], lambda text: None, strict)
+
+
 def slots(index: PayloadIndex, flt: dict) -> list[int]:
-    return np.flatnonzero(index.mask(flt, len(PAYLOADS))).tolist()
+    return np.flatnonzero(index.mask(flt, len(PAYLOADS), rows())).tolist()
 
 
 @pytest.mark.parametrize(
@@ -47,6 +53,7 @@ def slots(index: PayloadIndex, flt: dict) -> list[int]:
 )
 def test_filters(index: PayloadIndex, flt: dict, expected: list[int]) -> None:
     assert slots(index, flt) == expected
+    assert slots(PayloadIndex({}), flt) == expected  # a scan of the payloads agrees with the indexes
 
 
 def test_replacing_and_removing_a_payload_updates_every_field(index: PayloadIndex) -> None:
@@ -57,9 +64,12 @@ def test_replacing_and_removing_a_payload_updates_every_field(index: PayloadInde
     assert slots(index, {"must": [{"key": "cat", "match": "bags"}]}) == [0]
 
 
-def test_undeclared_field_is_a_clear_error(index: PayloadIndex) -> None:
+def test_a_field_without_an_index_is_scanned_unless_strict(index: PayloadIndex) -> None:
+    assert slots(index, {"must": [{"key": "colour", "match": "red"}]}) == []
     with pytest.raises(UnindexedField, match="declare it in payload_indexes"):
-        index.mask({"must": [{"key": "colour", "match": "red"}]}, 5)
+        index.mask({"must": [{"key": "colour", "match": "red"}]}, 5, rows(strict=True))
+    assert index.needs_scan({"must": [{"key": "colour", "match": "red"}]})
+    assert not index.needs_scan({"must": [{"key": "cat", "match": "x"}, {"has_id": [1]}]})
 
 
 @pytest.mark.parametrize(
@@ -73,7 +83,7 @@ def test_undeclared_field_is_a_clear_error(index: PayloadIndex) -> None:
 )
 def test_condition_that_does_not_fit_the_field_type(index: PayloadIndex, cond: dict) -> None:
     with pytest.raises(InvalidFilter):
-        index.mask({"must": [cond]}, 5)
+        index.mask({"must": [cond]}, 5, rows())
 
 
 @pytest.mark.parametrize(
@@ -96,3 +106,55 @@ def test_values_are_read_back_per_slot_for_keyword_and_number_fields(index: Payl
     assert index.numbers("cat", every) is None and index.numbers("sale", every) is None
     index.remove(2)
     assert index.keywords("cat", np.array([2])) == [None] and np.isnan(index.numbers("price", np.array([2]))[0])
+
+
+NESTED = [
+    {"specs": {"color": "red", "size": 42}, "tags": ["a", "b"], "note": None, "title": "USB-C 65W charger"},
+    {"specs": {"color": "blue"}, "tags": [], "title": "Nike Air Max 90"},
+    {"specs.color": "green", "tags": ["b"], "note": "x"},
+    {"title": "usb cable", "tags": "a"},
+    None,
+]
+
+
+def _scan(flt: dict, schema: dict | None = None) -> list[int]:
+    index = PayloadIndex(schema or {})
+    for slot, payload in enumerate(NESTED):
+        index.set(slot, payload)
+    raw = [None if p is None else orjson.dumps(p) for p in NESTED]
+    found = index.mask(flt, len(NESTED), Rows(raw, lambda ids: [i for i in ids if i in (0, 3)], lambda text: None))
+    return np.flatnonzero(found).tolist()
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ({"must": [{"key": "specs.color", "match": "red"}]}, [0]),
+        ({"must": [{"key": "specs.color", "any": ["blue", "green"]}]}, [1, 2]),  # a literal dotted key wins
+        ({"must": [{"key": "specs.size", "range": {"gte": 40}}]}, [0]),
+        ({"must": [{"key": "tags", "match": "a"}]}, [0, 3]),  # a list matches when one item does
+        ({"must": [{"key": "tags", "any": ["b"]}]}, [0, 2]),
+        ({"must": [{"is_empty": {"key": "tags"}}]}, [1, 4]),
+        ({"must": [{"is_empty": {"key": "specs.size"}}]}, [1, 2, 3, 4]),
+        ({"must": [{"is_null": {"key": "note"}}]}, [0]),  # present and null; absent is not null
+        ({"must_not": [{"is_empty": {"key": "note"}}]}, [2]),
+        ({"must": [{"has_id": [0, 3, 99]}]}, [0, 3]),
+        ({"must": [{"key": "title", "text": "usb-c charger"}]}, [0]),
+        ({"must": [{"key": "title", "text": "USB"}]}, [0, 3]),
+        ({"must": [{"key": "title", "text": "65w"}]}, [0]),
+        ({"should": [{"has_id": [3]}, {"key": "specs.color", "match": "blue"}]}, [1, 3]),
+    ],
+)
+def test_nested_keys_lists_emptiness_ids_and_words(flt: dict, expected: list[int]) -> None:
+    assert _scan(flt) == expected
+    indexed = {"specs.color": "keyword", "tags": "keyword", "specs.size": "integer"}
+    assert _scan(flt, indexed) == expected  # indexes on nested keys answer the same
+
+
+def test_a_value_of_another_type_is_left_out_of_an_index_added_later() -> None:
+    index = PayloadIndex({"size": "integer"})
+    index.set(0, {"size": "large"})  # stored before the index existed
+    index.set(1, {"size": 3})
+    raw = [orjson.dumps({"size": "large"}), orjson.dumps({"size": 3})]
+    found = index.mask({"must": [{"key": "size", "range": {"gt": 0}}]}, 2, Rows(raw, list, lambda t: None))
+    assert found.tolist() == [False, True]

@@ -115,8 +115,10 @@ def test_server_errors_come_back_as_their_classes_with_every_field(sdk: Client) 
     with pytest.raises(errors.PointNotFound) as missing:
         sdk.get_points("products", [1, 999])
     assert missing.value.details == {"missing": [999]}
+    assert sdk.count("products", {"must": [{"key": "colour", "match": "red"}]}) == 0  # scanned
+    sdk.create_collection("strict", dim=2, strict=True)
     with pytest.raises(errors.UnindexedField):
-        sdk.count("products", {"must": [{"key": "colour", "match": "red"}]})
+        sdk.count("strict", {"must": [{"key": "colour", "match": "red"}]})
     with pytest.raises(errors.ValidationFailed) as invalid:
         sdk.search("products", [0.0] * 8, k=0)
     assert invalid.value.status == 422 and invalid.value.details["errors"][0]["loc"][-1] == "k"

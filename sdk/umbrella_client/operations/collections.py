@@ -20,6 +20,7 @@ def create_collection(
     hnsw: Mapping[str, int] | None = None,
     payload_indexes: Mapping[str, str] | None = None,
     store_source: bool | None = None,
+    strict: bool | None = None,
     recommendation: Mapping[str, Any] | None = None,
     lexical: Mapping[str, Any] | None = None,
 ) -> Request:
@@ -32,6 +33,7 @@ def create_collection(
         hnsw=hnsw,
         payload_indexes=payload_indexes,
         store_source=store_source,
+        strict=strict,
         recommendation=recommendation,
         lexical=lexical,
     )
