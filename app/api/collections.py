@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from app.api.access import GuardedRoute, errors, needs
@@ -20,6 +20,7 @@ from app.schemas.collections import (
     CollectionInfo,
     CollectionList,
     LexicalSpec,
+    PayloadIndexSpec,
     RecommendationSettings,
     TuneReport,
     TuneRequest,
@@ -29,6 +30,7 @@ from app.search.facets import facets
 from app.search.recall import RecallMonitor
 from app.search.tune import tune
 
+FieldPath = Annotated[str, Path(min_length=1, max_length=256, description="The payload field (dotted: nested).")]
 router = APIRouter(prefix="/collections", tags=["collections"], route_class=GuardedRoute)
 
 
@@ -86,6 +88,33 @@ async def set_lexical(body: LexicalSpec, collection: CollectionDep) -> Collectio
     config = collection.config
     lexical = _lexical(body, config.store_source, (config.embedder or {}).get("kind"))
     await run_in_threadpool(collection.set_lexical, lexical)
+    return await run_in_threadpool(collection_info, collection)
+
+
+@router.put(
+    "/{name}/payload_indexes/{field}",
+    openapi_extra=needs("write"),
+    response_model=CollectionInfo,
+    responses=errors(400, 404),
+)
+async def index_field(field: FieldPath, body: PayloadIndexSpec, collection: CollectionDep) -> CollectionInfo:
+    """Index a payload field (a dotted key reaches into nested objects): new writes at once, stored points in the
+    background (`payload_index_builds` in the info); filters on it scan until then and never fail. Points whose
+    value has another type are left out of the index; later writes of another type are a 400."""
+    await run_in_threadpool(collection.index_field, field, body.type)
+    return await run_in_threadpool(collection_info, collection)
+
+
+@router.delete(
+    "/{name}/payload_indexes/{field}",
+    openapi_extra=needs("write"),
+    response_model=CollectionInfo,
+    responses=errors(400, 404),
+)
+async def drop_field_index(field: FieldPath, collection: CollectionDep) -> CollectionInfo:
+    """Stop indexing a payload field: filters on it scan the payloads from now on (400 if the collection is
+    strict, or the field feeds its recommendation settings)."""
+    await run_in_threadpool(collection.drop_field_index, field)
     return await run_in_threadpool(collection_info, collection)
 
 

@@ -61,6 +61,17 @@ def _culprit(details: dict[str, Any], group: list[dict[str, Any]]) -> Any:
     return group[index]["id"] if isinstance(index, int) and 0 <= index < len(group) else None
 
 
+def _field_types(specs: tuple[str, ...]) -> dict[str, str]:
+    types = ("keyword", "integer", "float", "bool")
+    out = {}
+    for spec in specs:
+        field, _, kind = spec.rpartition(":")
+        if not field or kind not in types:
+            raise click.BadParameter(f"{spec!r}: write FIELD:TYPE, TYPE one of {', '.join(types)}")
+        out[field] = kind
+    return out
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--collection", "-c", required=True, help="Collection to import into.")
@@ -77,6 +88,19 @@ def _culprit(details: dict[str, Any], group: list[dict[str, Any]]) -> Any:
     default=None,
     help="Create the collection with this embedder (its default model).",
 )
+@click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    callback=lambda _ctx, _param, specs: _field_types(specs),
+    help="FIELD:TYPE (keyword, integer, float, bool): index a payload field, also on an existing collection. Repeat.",
+)
+@click.option(
+    "--lexical",
+    "lexical_fields",
+    multiple=True,
+    help="On --create: a field for keyword search. Repeat.",
+)
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--restart", is_flag=True, help="Ignore the progress of an earlier interrupted run.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -85,7 +109,8 @@ def _culprit(details: dict[str, Any], group: list[dict[str, Any]]) -> Any:
 def import_command(
     file: Path, collection: str, fmt: str | None, id_column: str, text_column: str, image_column: str,
     vector_column: str, payload: str | None, create_dim: int | None, create_embedder: str | None,
-    batch_size: int, restart: bool, no_progress: bool, url: str, api_key: str | None,
+    indexes: dict[str, str], lexical_fields: tuple[str, ...], batch_size: int, restart: bool, no_progress: bool,
+    url: str, api_key: str | None,
 ) -> None:  # fmt: skip
     """Import FILE (JSON Lines, CSV, Parquet or .npy) into a collection.
 
@@ -108,9 +133,14 @@ def import_command(
 
             try:
                 embedder = {"kind": create_embedder} if create_embedder else None
-                client.create_collection(collection, dim=create_dim, embedder=embedder)
+                lexical = {"fields": list(lexical_fields)} if lexical_fields else None
+                client.create_collection(
+                    collection, dim=create_dim, embedder=embedder, payload_indexes=indexes, lexical=lexical
+                )
             except CollectionExists:
                 pass
+        for field, kind in indexes.items():  # on a collection that existed: added (built in the background)
+            client.index_field(collection, field, kind)
         columns = dataclasses.replace(columns, dim=client.get_collection(collection).dim)
         report = import_file(
             file, fmt, columns, _sender(client, collection), collection=collection, batch_size=batch_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -13,10 +14,11 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
+from app.collections.backfill import Backfill
 from app.collections.graph import GraphManager
 from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.layout import DB_FILE
-from app.collections.lexical import LexicalRebuild, documents
+from app.collections.lexical import documents
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.collections.points import PointTable
 from app.collections.rwlock import RWLock
@@ -25,6 +27,7 @@ from app.core.config import Settings
 from app.core.errors import CollectionNotFound, InvalidInput, PointNotFound
 from app.embedding.base import Embedder, Modality
 from app.embedding.factory import EmbedderPool
+from app.index.payload import FieldType
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,8 @@ class Collection:
         self._write_mutex = threading.Lock()
         self._table = PointTable(config.dim, config.metric, config.payload_indexes)
         self.graph = GraphManager(folder, config, settings, store, self._table, self._rw, self._write_mutex)
-        self._lexical = LexicalRebuild(config.name, self._live_slots, self._rewrite_lexical, self._lexical_built)
+        self._field_builds: dict[str, tuple[int, Backfill]] = {}  # payload indexes added while serving
+        self._lexical = Backfill(f"{config.name}-lexical", self._live_slots, self._rewrite_lexical, self._lexical_built)
         self._parts: dict[type, Part] = {}
         self.closed = False
 
@@ -170,10 +174,13 @@ class Collection:
                 return
             with self._rw.write():
                 self.closed = True
+        backfills = [self._lexical, *(build for _, build in self._field_builds.values())]
         self.graph.stop()
-        self._lexical.stop()
+        for backfill in backfills:
+            backfill.stop()
         self.graph.join()
-        self._lexical.join()
+        for backfill in backfills:
+            backfill.join()
         with self._write_mutex:
             if checkpoint and self.graph.changed:  # a graph still building is not waited for
                 self.graph.checkpoint_or_count()  # a failure must not keep the database open
@@ -242,6 +249,66 @@ class Collection:
                 self._store.set_meta(LEXICAL_OWED, False)
         if lexical:
             self._lexical.request()
+
+    def index_field(self, key: str, kind: FieldType) -> None:
+        """Add (or retype) a payload index while the collection serves: writes go into it at once, the stored
+        points in the background; filters scan the field until it is complete. A restart builds it at load."""
+        with self._write_mutex:
+            self._view()
+            if self._config.payload_indexes.get(key) == kind:
+                return
+            self._refuse_if_recommendation_field(key, "retyped")
+            config = replace(self._config, payload_indexes={**self._config.payload_indexes, key: kind})
+            self._store.set_meta("config", config.to_json())
+            with self._rw.write():
+                self._config = config
+                self._table.payload_index.begin(key, kind)
+            generation = self._field_builds[key][0] + 1 if key in self._field_builds else 1
+            if key in self._field_builds:
+                self._field_builds[key][1].stop()
+            build = Backfill(
+                f"{self.name}-index-{key}",
+                self._live_slots,
+                functools.partial(self._fill_field, key),
+                functools.partial(self._field_built, key, generation),
+            )
+            self._field_builds[key] = (generation, build)
+        build.request()
+
+    def drop_field_index(self, key: str) -> None:
+        """Stop indexing a payload field; filters on it scan from now on."""
+        with self._write_mutex:
+            self._view()
+            self._refuse_if_recommendation_field(key, "dropped")
+            if key not in self._config.payload_indexes:
+                raise InvalidInput(f"payload field '{key}' has no index", field=key)
+            indexes = {k: v for k, v in self._config.payload_indexes.items() if k != key}
+            config = replace(self._config, payload_indexes=indexes)
+            self._store.set_meta("config", config.to_json())
+            with self._rw.write():
+                self._config = config
+                self._table.payload_index.drop(key)
+            if key in self._field_builds:
+                self._field_builds.pop(key)[1].stop()
+
+    def _refuse_if_recommendation_field(self, key: str, change: str) -> None:
+        rec = self._config.recommendation
+        if key in (rec.get("category_field"), rec.get("price_field")):
+            raise InvalidInput(f"payload index '{key}' feeds the recommendation settings: it cannot be {change}")
+
+    def _fill_field(self, key: str, slots: list[int]) -> None:
+        with self._write_mutex:
+            payloads = self._table.payloads
+            for slot in slots:
+                raw = payloads[slot]
+                self._table.payload_index.fill(key, slot, None if raw is None else orjson.loads(raw))
+
+    def _field_built(self, key: str, generation: int) -> None:
+        with self._write_mutex:
+            if self._field_builds.get(key, (None,))[0] == generation:  # not dropped or retyped meanwhile
+                with self._rw.write():
+                    self._table.payload_index.finish(key)
+                del self._field_builds[key]
 
     def _live_slots(self) -> list[int]:
         with self.reading():
@@ -405,4 +472,5 @@ class Collection:
                 "seq": view.seq,
                 "lexical_state": self._lexical_state(view.config),
                 "lexical_progress": self._lexical.progress,
+                "payload_index_builds": {key: build.progress for key, (_, build) in self._field_builds.items()},
             }

@@ -179,30 +179,51 @@ class PayloadIndex:
     def __init__(self, schema: dict[str, FieldType]) -> None:
         self.schema = dict(schema)
         self._fields = {k: new_field(t) for k, t in schema.items()}
+        self._building: dict[str, tuple[FieldType, Field]] = {}  # added while serving: written, not yet read
+
+    def _written(self) -> list[tuple[str, Field]]:
+        return [*self._fields.items(), *((key, field) for key, (_, field) in self._building.items())]
 
     def check(self, payload: dict[str, Any] | None) -> None:
         """Raise InvalidInput when an indexed field holds a value of the wrong type."""
-        for key, field in self._fields.items():
+        for key, field in self._written():
             value = lookup(payload, key)
             if value is not None:
                 field.check(key, value)
 
     def set(self, slot: int, payload: dict[str, Any] | None) -> None:
-        for key, field in self._fields.items():
+        for key, field in self._written():
             _store(field, key, slot, lookup(payload, key))
 
     def remove(self, slot: int) -> None:
-        for field in self._fields.values():
+        for _, field in self._written():
             field.remove(slot)
 
-    # ---- indexes added and dropped while the collection serves (see new_field) ------------------------
-    def add(self, key: str, kind: FieldType, field: Field) -> None:
-        self.schema[key] = kind
-        self._fields[key] = field
+    # ---- indexes added and dropped while the collection serves -------------------------------------
+    @property
+    def building(self) -> list[str]:
+        return list(self._building)
+
+    def begin(self, key: str, kind: FieldType) -> None:
+        """Start an index on `key`: writes go into it from now on, filters use it once `finish` is called
+        (until then they scan). The caller brings the points already stored in with `fill`."""
+        self.drop(key)
+        self._building[key] = (kind, new_field(kind))
+
+    def fill(self, key: str, slot: int, payload: dict[str, Any] | None) -> None:
+        if key in self._building:
+            _store(self._building[key][1], key, slot, lookup(payload, key))
+
+    def finish(self, key: str) -> None:
+        """Filters use the index from now on (unless it was dropped meanwhile)."""
+        if key in self._building:
+            kind, field = self._building.pop(key)
+            self.schema[key], self._fields[key] = kind, field
 
     def drop(self, key: str) -> None:
         self.schema.pop(key, None)
         self._fields.pop(key, None)
+        self._building.pop(key, None)
 
     # ---- reads ---------------------------------------------------------------------------------------
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
@@ -310,12 +331,7 @@ Field = _KeywordField | _NumericField
 
 
 def new_field(kind: FieldType) -> Field:
-    """An empty index of a kind: fill it with `index_value`, then `PayloadIndex.add` it."""
     return _KeywordField() if kind == "keyword" else _NumericField(kind)
-
-
-def index_value(field: Field, key: str, slot: int, payload: dict[str, Any] | None) -> None:
-    _store(field, key, slot, lookup(payload, key))
 
 
 def _store(field: Field, key: str, slot: int, value: Any) -> None:

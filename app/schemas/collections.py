@@ -184,6 +184,11 @@ class CollectionInfo(Strict):
         description="The keyword index: none, being rewritten after its fields changed, or level with the points."
     )
     lexical_progress: float = Field(description="Share of the points a running rebuild has rewritten (1 when idle).")
+    payload_index_builds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Payload indexes being built on stored points, with the share done; filters on them scan "
+        "until they finish.",
+    )
     count: int = Field(description="Points stored.")
     indexed_count: int = Field(description="Points in the HNSW graph (0 while it is being built).")
     index_state: Literal["building", "ready", "failed"] = Field(
@@ -196,6 +201,10 @@ class CollectionInfo(Strict):
         "(UMBRELLA_RECALL_SAMPLE_EVERY); null before the first sample."
     )
     recall_samples: int = Field(description="Sampled searches behind recall_estimate (the most recent 1,000).")
+
+
+class PayloadIndexSpec(Strict):
+    type: FieldTypeName = Field(description="keyword (strings or lists of them), integer, float or bool.")
 
 
 class CollectionList(Strict):

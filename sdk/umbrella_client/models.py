@@ -53,6 +53,7 @@ class CollectionInfo:
     lexical: dict[str, Any] | None = None  # the keyword index's fields ({"fields": [...], "source": bool})
     lexical_state: str = "off"  # off | building | ready | failed
     lexical_progress: float = 1.0
+    payload_index_builds: dict[str, float] = dataclasses.field(default_factory=dict)  # field → share built
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollectionInfo:

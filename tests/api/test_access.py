@@ -56,6 +56,11 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "POST /collections/{name}/tune": {"json": {"k": 1}},
     "PUT /collections/{name}/lexical": {"json": {"fields": ["title"]}},
     "DELETE /collections/{name}/lexical": {},
+    "PUT /collections/{name}/payload_indexes/{field}": {
+        "url": "/collections/c/payload_indexes/f",
+        "json": {"type": "bool"},
+    },
+    "DELETE /collections/{name}/payload_indexes/{field}": {"url": "/collections/c/payload_indexes/f"},
     "POST /collections/{name}/facets": {"json": {"key": "nothing-indexed"}},
     "PUT /collections/{name}/points": {"json": {"points": [{"id": "p1", "vector": V}]}},
     "POST /collections/{name}/points/get": {"json": {"ids": ["p1"]}},

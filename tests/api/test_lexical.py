@@ -66,7 +66,7 @@ def test_rrf_and_weighted_fusion_reward_points_both_lists_rank(client: TestClien
     _shop(client)
     # dense favours p1, p2 (shoes); the words favour the chargers: a point on both lists wins with rrf
     query = {"vector": [0.7, 0.7, 0.0, 0.0], "keywords": "usb-c charger", "k": 5}
-    rrf = client.post(S, json=query).json()
+    rrf = client.post(S, json={**query, "fusion": {"method": "rrf"}}).json()
     assert _ids(rrf)[0] == "p3"
     scores = [h["score"] for h in rrf["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -58,9 +58,17 @@ def test_import_csv_into_a_text_collection(server: ServerProcess, tmp_path: Path
         "sku,title,price\n1,Red leather handbag,120\n2,Crimson running sneakers,80\n3,Stainless steel frying pan,35\n"
     )
     code, _, err = _run(
-        server, "import", str(source), "-c", "shop", "--create-embedder", "text", "--id", "sku", "--text", "title"
-    )
+        server, "import", str(source), "-c", "shop", "--create-embedder", "text", "--id", "sku", "--text", "title",
+        "--index", "price:float", "--lexical", "price",
+    )  # fmt: skip
     assert code == 0, err
     with server.client() as http:
         hits = http.post("/collections/shop/search", json={"text": "red sports shoes", "k": 1}).json()["results"]
+        info = http.get("/collections/shop").json()
+        cheap = {"must": [{"key": "price", "range": {"lt": 100}}]}
+        words = http.post("/collections/shop/search", json={"text": "35", "mode": "lexical", "filter": cheap}).json()
     assert hits[0]["id"] == 2 and hits[0]["payload"] == {"price": 80}
+    assert info["payload_indexes"] == {"price": "float"} and info["lexical"]["fields"] == ["price"]
+    assert [h["id"] for h in words["results"]] == [3] and words["plan"] == "lexical"
+    code, _, err = _run(server, "import", str(source), "-c", "shop", "--index", "price:text")
+    assert code == 2 and "FIELD:TYPE" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -243,3 +244,17 @@ def test_hybrid_search_and_keyword_fields_through_the_sdk(sdk: Client) -> None:
     assert sdk.drop_lexical("shop").lexical_state == "off"
     with pytest.raises(errors.NoLexicalIndex):
         sdk.search("shop", [1, 0], keywords="cable", mode="hybrid")
+
+
+def test_payload_indexes_added_and_dropped_through_the_sdk(sdk: Client) -> None:
+    sdk.create_collection("shop", dim=2)
+    sdk.upsert("shop", [1, 2], vectors=[[1, 0], [0, 1]], payloads=[{"brand": "nike"}, {"brand": "puma"}])
+    nike = {"must": [{"key": "brand", "match": "nike"}]}
+    assert sdk.search("shop", [1, 0], filter=nike).plan == "exact+scan"
+    assert sdk.index_field("shop", "brand", "keyword").payload_indexes == {"brand": "keyword"}
+    deadline = time.monotonic() + 30
+    while sdk.get_collection("shop").payload_index_builds and time.monotonic() < deadline:
+        time.sleep(0.02)
+    found = sdk.search("shop", [1, 0], filter=nike)
+    assert found.plan == "exact" and found.ids == [1]
+    assert sdk.drop_field_index("shop", "brand").payload_indexes == {}

@@ -89,3 +89,15 @@ def set_lexical(name: str, fields: Iterable[str] = (), *, source: bool | None = 
 def drop_lexical(name: str) -> Request:
     """Stop keeping a keyword index; lexical and hybrid searches are then refused."""
     return Request(path={"name": name})
+
+
+@operation("PUT", "/collections/{name}/payload_indexes/{field}", models.CollectionInfo.from_json)
+def index_field(name: str, field: str, type: Literal["keyword", "integer", "float", "bool"]) -> Request:
+    """Index a payload field of an existing collection (built in the background; filters scan meanwhile)."""
+    return Request(path={"name": name, "field": field}, json={"type": type})
+
+
+@operation("DELETE", "/collections/{name}/payload_indexes/{field}", models.CollectionInfo.from_json)
+def drop_field_index(name: str, field: str) -> Request:
+    """Stop indexing a payload field; filters on it scan the payloads from now on."""
+    return Request(path={"name": name, "field": field})
