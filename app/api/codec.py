@@ -69,9 +69,13 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def result_json(result: SearchResult) -> dict[str, Any]:
-    return {
+    out = {
         "results": [hit_json(h) for h in result.hits],
         "plan": result.plan,
         "mode": result.mode,
         "candidates": result.candidates,
     }
+    if result.groups is not None:
+        out["groups"] = [{"value": g.value, "ids": g.ids} for g in result.groups]
+        out["next_group_offset"] = result.next_group_offset
+    return out

@@ -20,7 +20,7 @@ from app.collections.collection import Collection
 from app.schemas.common import Filter
 from app.schemas.search import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
 from app.search import searcher
-from app.search.models import Fusion, Query, SearchResult
+from app.search.models import Fusion, Grouping, Mmr, Query, SearchResult
 from app.search.queries import embed_queries
 
 router = APIRouter(prefix="/collections/{name}/search", tags=["search"], route_class=GuardedRoute)
@@ -44,6 +44,8 @@ def to_query(req: SearchRequest) -> Query:
         mode=req.mode,
         keywords=req.keywords,
         fusion=Fusion(**req.fusion.model_dump()),
+        mmr=None if req.mmr is None else Mmr(req.mmr.lambda_, req.mmr.candidates),
+        group_by=None if req.group_by is None else Grouping(req.group_by, req.group_size, req.groups, req.group_offset),
     )
 
 

@@ -30,6 +30,13 @@ class FusionSpec(Strict):
     )
 
 
+class MmrSpec(Strict):
+    lambda_: float = Field(
+        0.5, alias="lambda", ge=0, le=1, description="Weight of relevance against novelty: 1 is the plain ranking."
+    )
+    candidates: int = Field(100, ge=1, le=1000, description="How many of the best hits MMR picks the k from.")
+
+
 class SearchRequest(Strict):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra=exactly_one_of("vector", "id", "text", "sequence", "image")
@@ -61,6 +68,19 @@ class SearchRequest(Strict):
         description="Words for the keyword index beside a vector, id, sequence or image query "
         "(a text query's own words are used when this is absent).",
     )
+    mmr: MmrSpec | None = Field(
+        None, description="Re-rank by maximal marginal relevance: fewer near-copies in the top k."
+    )
+    group_by: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="A payload field (dotted: nested): return the best hits per distinct value, groups best first "
+        "(one result per product when a product has several points). k is then ignored.",
+    )
+    group_size: int = Field(1, ge=1, le=100, description="With group_by: hits per group.")
+    groups: int = Field(10, ge=1, le=1000, description="With group_by: groups per page.")
+    group_offset: int = Field(0, ge=0, le=100_000, description="With group_by: groups to skip (paging).")
     fusion: FusionSpec = Field(default_factory=FusionSpec, description="How hybrid merges its two lists.")
 
     @model_validator(mode="after")
@@ -91,6 +111,11 @@ class ScoredPoint(Strict):
     lexical: RankScore | None = Field(None, description="lexical and hybrid modes: the hit's keyword rank and score.")
 
 
+class GroupOut(Strict):
+    value: str | int | float | bool = Field(description="The payload value the group's hits share.")
+    ids: list[PointId] = Field(description="The group's hits, best first; they are in results in this order.")
+
+
 class SearchResponse(Strict):
     results: list[ScoredPoint]
     plan: Literal["hnsw", "exact", "lexical", "hnsw+scan", "exact+scan", "lexical+scan"] = Field(
@@ -99,6 +124,10 @@ class SearchResponse(Strict):
     )
     mode: Literal["dense", "lexical", "hybrid"] = Field(description="The mode the search ran in.")
     candidates: int = Field(description="Points that passed the filter (all points when there is none).")
+    groups: list[GroupOut] | None = Field(None, description="With group_by: the page of groups, best first.")
+    next_group_offset: int | None = Field(
+        None, description="With group_by: the group_offset of the next page; null when there is none."
+    )
 
 
 class BatchSearchResponse(Strict):

@@ -30,6 +30,25 @@ class Fusion:
 
 
 @dataclass(frozen=True)
+class Mmr:
+    """Maximal marginal relevance: pick each next hit by lambda × its relevance − (1 − lambda) × its greatest
+    similarity to a hit already picked, among the best `candidates`; lambda 1 is the plain ranking."""
+
+    lambda_: float = 0.5
+    candidates: int = 100
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Best hits per distinct value of a payload field: `groups` groups of up to `size` hits, after `offset`."""
+
+    key: str
+    size: int = 1
+    groups: int = 10
+    offset: int = 0
+
+
+@dataclass(frozen=True)
 class Query:
     """Search by exactly one of vector, text, sequence, image (bytes) or id; the rest says how.
 
@@ -53,11 +72,18 @@ class Query:
     mode: Mode | None = None
     keywords: str | None = None
     fusion: Fusion = Fusion()
+    mmr: Mmr | None = None
+    group_by: Grouping | None = None
 
     @property
     def words(self) -> str | None:
         """What the keyword index is searched with."""
         return self.keywords if self.keywords is not None else self.text
+
+    @property
+    def plain(self) -> bool:
+        """No re-ranking after the search (MMR, groups): the k best are the answer."""
+        return self.mmr is None and self.group_by is None
 
     @property
     def needs_embedding(self) -> bool:
@@ -81,8 +107,16 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Group:
+    value: Any  # the payload value the group's hits share
+    ids: list[PointId]  # its hits, best first (they are in the result's hits, in this order)
+
+
+@dataclass(frozen=True)
 class SearchResult:
     hits: list[Hit]
     plan: str
     candidates: int
     mode: Mode = "dense"
+    groups: list[Group] | None = None  # with group_by: the groups, best first; hits holds theirs in this order
+    next_group_offset: int | None = None  # with group_by: where the next page of groups starts (None: no more)

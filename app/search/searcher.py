@@ -12,8 +12,10 @@ from app.collections.models import CollectionConfig
 from app.collections.view import Catalog, ReadView, WouldBlock
 from app.core.errors import InvalidInput, NoLexicalIndex, PointNotFound
 from app.index.base import IncompleteResult, higher_is_better
+from app.search.diversity import mmr
 from app.search.fusion import Fused, fuse
-from app.search.models import Hit, Mode, Query, Rank, SearchResult
+from app.search.groups import group
+from app.search.models import Group, Grouping, Hit, Mode, Query, Rank, SearchResult
 from app.search.planner import Plan, choose_plan, filtered_ef
 from app.search.queries import embed_queries
 from app.search.recall import RecallMonitor
@@ -56,6 +58,7 @@ def search_inline(collection: Catalog, query: Query) -> SearchResult | None:
         or query.exact
         or query.words is not None
         or query.mode not in (None, "dense")
+        or not query.plain
     ):
         return None
     try:
@@ -79,7 +82,7 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
     # them over its threads, which a loop of single queries cannot.
     groups: dict[tuple[int, int | None], list[int]] = defaultdict(list)
     for i, p in enumerate(planned):
-        if p.plan == "hnsw" and p.mask is None and p.mode == "dense":
+        if p.plan == "hnsw" and p.mask is None and p.mode == "dense" and p.query.plain:
             groups[(p.k, p.query.ef)].append(i)
         else:
             results[i] = _run_one(view, p, monitor)
@@ -94,7 +97,9 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
         for row, i in enumerate(members):
             if monitor is not None:
                 monitor.offer(planned[i].vector, k, None, slots[row], view.seq)
-            results[i] = _result(view, planned[i], slots[row], scores[row], "hnsw")
+            ranked = [Fused(s, v, None, None) for s, v in zip(slots[row].tolist(), scores[row].tolist(), strict=True)]
+            chosen = _kept(view, planned[i], [f for f in ranked if f.slot >= 0])
+            results[i] = _finish(view, planned[i], chosen[: planned[i].query.k], "hnsw")
     return results  # type: ignore[return-value]
 
 
@@ -125,6 +130,8 @@ def _plan(view: ReadView, q: Query) -> _Planned:
         if exclude is None:
             raise PointNotFound(f"point {q.id!r} not found", missing=[q.id])
     wanted = q.k if mode == "dense" else max(q.k, q.fusion.candidates)
+    if q.mmr is not None:
+        wanted = max(wanted, q.mmr.candidates)
     k = wanted + (exclude is not None)  # "more like this" leaves the example out
     if mode == "lexical":
         return _Planned(q, None, k, exclude, mask, candidates, "lexical", mode, view.scans(q.filter))
@@ -142,22 +149,72 @@ def _plan(view: ReadView, q: Query) -> _Planned:
 
 
 def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> SearchResult:
-    if p.mode == "dense":
-        return _result(view, p, *_dense(view, p, monitor))
     q = p.query
-    assert q.words is not None  # resolve_mode saw to it
-    if p.mode == "lexical":
+    if q.group_by is not None:
+        return _grouped(view, p, q.group_by, monitor)
+    ranked, plan = _ranked(view, p, monitor)
+    if q.mmr is not None:
+        ranked = mmr(view, ranked, q.mmr, q.k, _higher(view, p))
+    return _finish(view, p, ranked[: q.k], plan)
+
+
+def _ranked(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[list[Fused], str]:
+    """Up to p.k candidates best first in the query's mode, the example point and scores past the threshold left
+    out; and the plan that found them."""
+    q = p.query
+    if p.mode == "dense":
+        slots, scores, plan = _dense(view, p, monitor)
+        fused = [Fused(s, v, None, None) for s, v in zip(slots.tolist(), scores.tolist(), strict=True) if s >= 0]
+    elif p.mode == "lexical":
+        assert q.words is not None  # resolve_mode saw to it
         slots, scores = view.lexical_search(q.words, p.k, p.mask)
         ranked = enumerate(zip(slots.tolist(), scores.tolist(), strict=True))
-        fused = [Fused(slot, score, None, Rank(i + 1, score)) for i, (slot, score) in ranked]
-        plan = "lexical"
+        fused, plan = [Fused(slot, score, None, Rank(i + 1, score)) for i, (slot, score) in ranked], "lexical"
     else:
+        assert q.words is not None
         fused, plan = _hybrid(view, p, q.words, monitor)
-    kept = [f for f in fused if f.slot != p.exclude and (q.score_threshold is None or f.score >= q.score_threshold)]
-    kept = kept[: q.k]
-    found = hits(view, [f.slot for f in kept], [f.score for f in kept], q.with_payload, q.with_vector)
-    with_ranks = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, kept, strict=True)]
-    return SearchResult(with_ranks, p.named(plan), p.candidates, p.mode)
+    return _kept(view, p, fused), plan
+
+
+def _kept(view: ReadView, p: _Planned, fused: list[Fused]) -> list[Fused]:
+    """The candidates that are not the example point itself and score within the threshold."""
+    limit, higher = p.query.score_threshold, _higher(view, p)
+    return [
+        f
+        for f in fused
+        if f.slot != p.exclude and (limit is None or (f.score >= limit if higher else f.score <= limit))
+    ]
+
+
+def _higher(view: ReadView, p: _Planned) -> bool:
+    """Whether a higher score is better: always, except for l2 distances in a dense search."""
+    return p.mode != "dense" or higher_is_better(view.config.metric)
+
+
+def _grouped(view: ReadView, p: _Planned, grouping: Grouping, monitor: RecallMonitor | None) -> SearchResult:
+    """Search wider and wider until a group past the page shows up (so the page is full and another exists) or
+    every candidate was seen."""
+    wanted = grouping.offset + grouping.groups
+    p = replace(p, k=max(p.k, min(4 * wanted * grouping.size, p.candidates)))
+    while True:
+        ranked, plan = _ranked(view, p, monitor)
+        if p.query.mmr is not None:
+            ranked = mmr(view, ranked, p.query.mmr, len(ranked), _higher(view, p))
+        groups, more = group(view, ranked, grouping)
+        if more or p.k >= p.candidates:  # a group past the page was seen (so the page is full), or all was
+            break
+        p = replace(p, k=min(2 * p.k, p.candidates))
+    hits = [hit for _, members in groups for hit in members]
+    result = _finish(view, p, hits, plan)
+    page = [Group(key, [view.ids([h.slot])[0] for h in members]) for key, members in groups]
+    return replace(result, groups=page, next_group_offset=wanted if more else None)
+
+
+def _finish(view: ReadView, p: _Planned, chosen: list[Fused], plan: str) -> SearchResult:
+    q = p.query
+    found = hits(view, [f.slot for f in chosen], [f.score for f in chosen], q.with_payload, q.with_vector)
+    found = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, chosen, strict=True)]
+    return SearchResult(found, p.named(plan), p.candidates, p.mode)
 
 
 def _hybrid(view: ReadView, p: _Planned, words: str, monitor: RecallMonitor | None) -> tuple[list[Fused], Plan]:
@@ -192,18 +249,6 @@ def _dense(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[
             pass
     slots, scores = view.exact_search(p.vector, p.k, None if p.mask is None else np.flatnonzero(p.mask))
     return slots[0], scores[0], "exact"
-
-
-def _result(view: ReadView, p: _Planned, slots: np.ndarray, scores: np.ndarray, plan: Plan) -> SearchResult:
-    q = p.query
-    keep = slots >= 0
-    if p.exclude is not None:
-        keep &= slots != p.exclude
-    if q.score_threshold is not None:
-        keep &= scores >= q.score_threshold if higher_is_better(view.config.metric) else scores <= q.score_threshold
-    slots, scores = slots[keep][: q.k], scores[keep][: q.k]
-    found = hits(view, slots.tolist(), scores.tolist(), q.with_payload, q.with_vector)
-    return SearchResult(found, p.named(plan), p.candidates)
 
 
 def hits(view: ReadView, slots: list[int], scores: list[float], with_payload: bool, with_vector: bool) -> list[Hit]:

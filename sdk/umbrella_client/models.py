@@ -158,6 +158,8 @@ class SearchResult:
     plan: str  # "hnsw" or "exact": which search ran ("lexical" in a keyword-only search)
     candidates: int  # points that passed the filter
     mode: str = "dense"  # dense | lexical | hybrid
+    groups: list[dict[str, Any]] | None = None  # with group_by: [{"value": …, "ids": [...]}], best first
+    next_group_offset: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SearchResult:
@@ -211,7 +213,12 @@ class SearchQuery:
     with_vector: bool = False
     mode: str | None = None  # dense | lexical | hybrid; default: hybrid when the collection keeps keywords
     keywords: str | None = None  # words for the keyword index beside a vector, id, sequence or image
-    fusion: Mapping[str, Any] | None = None  # {"method": "rrf" | "weighted", "k": 60, "alpha": 0.5}
+    fusion: Mapping[str, Any] | None = None  # {"method": "weighted" | "rrf", "k": 60, "alpha": 0.4}
+    mmr: Mapping[str, Any] | None = None  # {"lambda": 0.5, "candidates": 100}: fewer near-copies in the top k
+    group_by: str | None = None  # a payload field: the best hits per distinct value
+    group_size: int | None = None
+    groups: int | None = None
+    group_offset: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

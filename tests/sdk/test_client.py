@@ -258,3 +258,14 @@ def test_payload_indexes_added_and_dropped_through_the_sdk(sdk: Client) -> None:
     found = sdk.search("shop", [1, 0], filter=nike)
     assert found.plan == "exact" and found.ids == [1]
     assert sdk.drop_field_index("shop", "brand").payload_indexes == {}
+
+
+def test_mmr_and_groups_through_the_sdk(sdk: Client) -> None:
+    sdk.create_collection("photos", dim=2)
+    payloads = [{"product": "a"}, {"product": "a"}, {"product": "b"}, {"product": "c"}]
+    sdk.upsert("photos", [1, 2, 3, 4], vectors=[[1, 0], [1, 0.01], [1, 0.5], [0, 1]], payloads=payloads)
+    grouped = sdk.search("photos", [1, 0], group_by="product", groups=2)
+    assert grouped.groups == [{"value": "a", "ids": [1]}, {"value": "b", "ids": [3]}]
+    assert grouped.ids == [1, 3] and grouped.next_group_offset == 2
+    assert sdk.search("photos", [1, 0], k=2, mmr={"lambda": 0.2}).ids == [1, 4]  # the least like the first
+    assert sdk.search("photos", [1, 0], k=2).ids == [1, 2]

@@ -26,6 +26,11 @@ def query_json(query: SearchQuery) -> dict[str, Any]:
         mode=query.mode,
         keywords=query.keywords,
         fusion=query.fusion,
+        mmr=query.mmr,
+        group_by=query.group_by,
+        group_size=query.group_size,
+        groups=query.groups,
+        group_offset=query.group_offset,
     )
     body.update(k=query.k, exact=query.exact, with_payload=query.with_payload, with_vector=query.with_vector)
     return body
@@ -50,9 +55,15 @@ def search(
     mode: Literal["dense", "lexical", "hybrid"] | None = None,
     keywords: str | None = None,
     fusion: Mapping[str, Any] | None = None,
+    mmr: Mapping[str, Any] | None = None,
+    group_by: str | None = None,
+    group_size: int | None = None,
+    groups: int | None = None,
+    group_offset: int | None = None,
 ) -> Request:
     """The k nearest points to a vector, a stored point (`id`), a text, a sequence or an image. In a collection
-    with a keyword index a text (or `keywords` beside another query) also searches by BM25, fused (`mode`)."""
+    with a keyword index a text (or `keywords` beside another query) also searches by BM25, fused (`mode`).
+    `mmr` re-ranks for variety; `group_by` returns the best hits per distinct value of a payload field."""
     query = SearchQuery(
         vector=vector,
         id=id,
@@ -69,6 +80,11 @@ def search(
         mode=mode,
         keywords=keywords,
         fusion=fusion,
+        mmr=mmr,
+        group_by=group_by,
+        group_size=group_size,
+        groups=groups,
+        group_offset=group_offset,
     )
     return Request(path={"name": collection}, json=query_json(query))
 

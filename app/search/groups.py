@@ -1,0 +1,42 @@
+"""Group-by: the best hits per distinct value of a payload field (one result per product, not ten photos of it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from app.collections.view import ReadView
+from app.index.scan import lookup
+from app.search.fusion import Fused
+from app.search.models import Grouping
+
+
+def _keys(value: Any) -> list[Any]:
+    """The groups a value puts its point in: itself, or each distinct item of a list (strings, numbers, bools)."""
+    items = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(v for v in items if isinstance(v, (str, int, float, bool))))
+
+
+def group(view: ReadView, ranked: Iterable[Fused], grouping: Grouping) -> tuple[list[tuple[Any, list[Fused]]], bool]:
+    """Groups in the order of their best hit, each with up to `size` hits best first, after skipping `offset`
+    groups; and whether a group beyond the page was seen (so another page exists). Points without the field
+    belong to no group; a point whose field is a list joins the group of each item."""
+    groups: dict[Any, list[Fused]] = {}
+    wanted = grouping.offset + grouping.groups
+    more = False
+    for hit in ranked:
+        raw = view.payloads([hit.slot])[0]
+        for key in _keys(lookup(orjson.loads(raw), grouping.key) if raw else None):
+            # 1 and True are equal as dict keys: the key's type keeps them apart
+            members = groups.get((type(key).__name__, key))
+            if members is None:
+                if len(groups) >= wanted:
+                    more = True
+                    continue
+                members = groups[(type(key).__name__, key)] = []
+            if len(members) < grouping.size:
+                members.append(hit)
+    page = list(groups.items())[grouping.offset : wanted]
+    return [(key, members) for (_, key), members in page], more
