@@ -26,8 +26,7 @@ from app.index.tokens import match_expression
 
 T = TypeVar("T")
 EventRow = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
-# FTS5 query, limit, only these slots → (slot, id, BM25 score) best first
-LexicalSearch = Callable[[str, int | None, list[int] | None], list[tuple[int, str, float]]]
+LexicalSearch = Callable[[str, int | None], list[tuple[int, str, float]]]  # FTS5 query, limit → (slot, id, BM25)
 
 
 class WouldBlock(Exception):
@@ -140,7 +139,7 @@ class ReadView:
             return None
         out = np.zeros(self._table.size, dtype=bool)
         if match is not None:
-            out[[slot for slot, _ in self._visible(self._lexical(match, None, None), None)]] = True
+            out[[slot for slot, _ in self._visible(self._lexical(match, None), None)]] = True
         return out
 
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
@@ -165,24 +164,13 @@ class ReadView:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         limit: int | None = k if mask is None else 4 * k
         while True:
-            rows = self._lexical(match, limit, None)
+            rows = self._lexical(match, limit)
             kept = self._visible(rows, mask)
             if len(kept) >= k or limit is None or len(rows) < limit:
                 break
             limit = None  # a selective filter left too few: read every match
         kept = kept[:k]
         return np.array([s for s, _ in kept], np.int64), np.array([v for _, v in kept], np.float32)
-
-    def lexical_scores(self, text: str, slots: np.ndarray) -> np.ndarray:
-        """The BM25 score of each slot for the text; NaN where its document has none of the words."""
-        out = np.full(len(slots), np.nan, np.float32)
-        match = match_expression(text)
-        if match is None or not self.config.lexical or not len(slots):
-            return out
-        found = dict(self._visible(self._lexical(match, None, slots.tolist()), None))
-        for i, slot in enumerate(slots.tolist()):
-            out[i] = found.get(slot, np.nan)
-        return out
 
     def _visible(self, rows: list[tuple[int, str, float]], mask: np.ndarray | None) -> list[tuple[int, float]]:
         """The rows of points this view holds (and the mask keeps). The index is read from SQLite, which a writer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,14 +78,18 @@ def holds(cond: dict[str, Any], payload: dict[str, Any] | None) -> bool:
 
 def _needles(cond: dict[str, Any]) -> list[bytes]:
     """Byte strings one of which a payload's JSON must contain for the condition to hold (none: no shortcut).
-    Payloads are stored as orjson wrote them, so a string value appears in them exactly as orjson writes it."""
-    if "match" in cond and isinstance(cond["match"], str):
-        return [orjson.dumps(cond["match"])]
-    if "any" in cond and all(isinstance(v, str) for v in cond["any"]):
-        return [orjson.dumps(v) for v in cond["any"]]
-    if "key" in cond:  # the field's (last) name must be in it, as an object key
-        return [orjson.dumps(cond["key"].rsplit(".", 1)[-1]) + b":"]
-    return []
+
+    Payloads are stored as orjson wrote them, so `"brand":"nike"` appears in them exactly so when the field
+    holds that string; a field holding a list (`"brand":[`) is left for the parse to decide. The field is
+    named by its full key and by its last part, as a dotted key may be a literal name or a nested path.
+    """
+    if "key" not in cond:
+        return []
+    keys = [orjson.dumps(k) + b":" for k in dict.fromkeys((cond["key"], cond["key"].rsplit(".", 1)[-1]))]
+    values = [cond["match"]] if "match" in cond else cond.get("any") or []
+    if values and all(isinstance(v, str) for v in values):
+        return [key + orjson.dumps(v) for key in keys for v in values] + [key + b"[" for key in keys]
+    return keys
 
 
 class Scanner:
@@ -105,10 +110,11 @@ class Scanner:
         out = np.zeros(len(within), dtype=bool)
         slots = np.flatnonzero(within).tolist()
         needles = _needles(cond)
-        if needles:  # a C-speed substring test rules out most points before any JSON is parsed
+        if needles:  # one C-speed search of the raw JSON rules out most points before any is parsed
+            found = re.compile(b"|".join(re.escape(n) for n in needles)).search
             payloads = self._payloads
             size = len(payloads)
-            slots = [s for s in slots if s < size and (raw := payloads[s]) and any(n in raw for n in needles)]
+            slots = [s for s in slots if s < size and (raw := payloads[s]) is not None and found(raw)]
         for slot in slots:
             if holds(cond, self._payload(slot)):
                 out[slot] = True

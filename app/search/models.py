@@ -18,14 +18,15 @@ class Fusion:
     ranks. Each list contributes its best `candidates` (at least the query's k).
 
     The defaults were chosen on the generated catalogue (benchmarks/RESULTS.md, "Keyword and hybrid search"):
-    weighted beats rrf on every query kind there, most on product codes, where rrf cannot see that an exact
-    match stands far above the rest of the keyword list; alpha 0.4 kept brand + model queries as good as
-    keywords alone on every seed tried, 0.5 lost a little there.
+    weighted beats rrf on the mix of query kinds on every seed, most on product codes, where rrf cannot see
+    that an exact match stands far above the rest of the keyword list. Alphas 0.3 to 0.5 tie on the mix;
+    0.3 keeps brand + model queries as good as keywords alone with a margin on every seed, 0.4 and 0.5 sat at
+    the edge there.
     """
 
     method: Literal["rrf", "weighted"] = "weighted"
     k: int = 60
-    alpha: float = 0.4
+    alpha: float = 0.3
     candidates: int = 50
 
 

@@ -20,6 +20,10 @@ from app.search.planner import Plan, choose_plan, filtered_ef
 from app.search.queries import embed_queries
 from app.search.recall import RecallMonitor
 
+# How much deeper than it contributes the keyword list of a hybrid search is read: asking SQLite for the BM25 of
+# given rows (rowid IN …) re-ran the full-text query per row, 9 ms a search against 0.5 ms for reading deeper.
+LEXICAL_DEPTH = 10
+
 
 @dataclass
 class _Planned:
@@ -218,15 +222,20 @@ def _finish(view: ReadView, p: _Planned, chosen: list[Fused], plan: str) -> Sear
 
 
 def _hybrid(view: ReadView, p: _Planned, words: str, monitor: RecallMonitor | None) -> tuple[list[Fused], Plan]:
-    """Both retrievers' candidates, each scored by both (exact dense scores, BM25 of the words), fused."""
+    """Both retrievers' candidates, each scored by both (exact dense scores, BM25 of the words), fused.
+
+    The keyword side is read LEXICAL_DEPTH times deeper than it contributes, so that dense candidates get their
+    BM25 too; one beyond that depth counts as matching none of the words (its BM25 is below all of those).
+    """
     assert p.vector is not None
     dense_slots, _, plan = _dense(view, p, monitor)
-    lexical_slots, _ = view.lexical_search(words, p.k, p.mask)
-    union = list(dict.fromkeys([*dense_slots[dense_slots >= 0].tolist(), *lexical_slots.tolist()]))
+    deep_slots, deep_scores = view.lexical_search(words, LEXICAL_DEPTH * p.k, p.mask)
+    union = list(dict.fromkeys([*dense_slots[dense_slots >= 0].tolist(), *deep_slots[: p.k].tolist()]))
     if not union:
         return [], plan
     slots, dense = view.exact_search(p.vector, len(union), np.array(union, np.int64))
-    lexical = view.lexical_scores(words, slots[0])
+    bm25 = dict(zip(deep_slots.tolist(), deep_scores.tolist(), strict=True))
+    lexical = np.array([bm25.get(s, np.nan) for s in slots[0].tolist()], np.float32)
     return fuse(slots[0], dense[0], lexical, p.query.fusion, higher_is_better(view.config.metric)), plan
 
 

@@ -175,22 +175,13 @@ class PointStore:
             with self._transaction(cur):
                 cur.execute("DELETE FROM lexical")
 
-    def lexical_search(
-        self, match: str, limit: int | None, slots: list[int] | None = None
-    ) -> list[tuple[int, str, float]]:
-        """(slot, id, bm25 score: higher is better) of the best `limit` rows for an FTS5 query (None: all),
-        or of those among `slots` that match it."""
-        sql = "SELECT rowid, key, -bm25(lexical) FROM lexical WHERE lexical MATCH ?"
-        args: list[Any] = [match]
-        if slots is not None:
-            sql += f" AND rowid IN ({','.join('?' * len(slots))})"  # a fusion's few candidates: under SQLite's cap
-            args += slots
-        sql += " ORDER BY rank"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+    def lexical_search(self, match: str, limit: int | None) -> list[tuple[int, str, float]]:
+        """(slot, id, bm25 score: higher is better) of the best `limit` rows for an FTS5 query (None: all)."""
+        sql = "SELECT rowid, key, -bm25(lexical) FROM lexical WHERE lexical MATCH ? ORDER BY rank"
         with self._reader_lock:
-            return self._reader.execute(sql, args).fetchall()
+            if limit is None:
+                return self._reader.execute(sql, (match,)).fetchall()
+            return self._reader.execute(sql + " LIMIT ?", (match, limit)).fetchall()
 
     def points(self) -> list[StoredPoint]:
         with self._lock:

@@ -213,7 +213,7 @@ class SearchQuery:
     with_vector: bool = False
     mode: str | None = None  # dense | lexical | hybrid; default: hybrid when the collection keeps keywords
     keywords: str | None = None  # words for the keyword index beside a vector, id, sequence or image
-    fusion: Mapping[str, Any] | None = None  # {"method": "weighted" | "rrf", "k": 60, "alpha": 0.4}
+    fusion: Mapping[str, Any] | None = None  # {"method": "weighted" | "rrf", "k": 60, "alpha": 0.3}
     mmr: Mapping[str, Any] | None = None  # {"lambda": 0.5, "candidates": 100}: fewer near-copies in the top k
     group_by: str | None = None  # a payload field: the best hits per distinct value
     group_size: int | None = None

@@ -3,6 +3,7 @@ durability across restarts and snapshots."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from app.core.config import Settings
 from app.main import create_app
 from app.storage.sqlite_store import PointStore
 from tests.api.helpers import error, upsert
+from tests.support.product_images import encode, product_image
 
 C = "/collections/shop"
 S = f"{C}/search"
@@ -203,3 +205,20 @@ def test_a_snapshot_carries_the_keyword_index(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     body = client.post(S, json={"vector": [0, 0, 0, 1], "keywords": "SKU-4411-B", "mode": "lexical"}).json()
     assert _ids(body)[0] == "p1"
+
+
+def test_a_photo_and_words_together_in_one_hybrid_search(client: TestClient) -> None:
+    body = {"embedder": {"kind": "image"}, "lexical": {"fields": ["title"]}}
+    assert client.put("/collections/looks", json=body).status_code == 201
+    photos = [base64.b64encode(encode(product_image(seed))).decode() for seed in range(3)]
+    titles = ["red handbag", "blue sneaker", "green lamp"]
+    points = [
+        {"id": i, "image": p, "payload": {"title": t}} for i, (p, t) in enumerate(zip(photos, titles, strict=True))
+    ]
+    assert client.put("/collections/looks/points", json={"points": points}).status_code == 200
+    files = {"file": ("q.png", encode(product_image(0)), "image/png")}
+    by_photo = client.post("/collections/looks/search/image", files=files, data={"k": "3"}).json()
+    assert by_photo["mode"] == "dense" and by_photo["results"][0]["id"] == 0
+    both = client.post("/collections/looks/search/image", files=files, data={"k": "3", "keywords": "green lamp"}).json()
+    assert both["mode"] == "hybrid" and both["results"][0]["lexical"] is not None
+    assert {h["id"] for h in both["results"][:2]} == {0, 2}  # the photo's own product, and the one the words name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import subprocess
 
@@ -30,9 +31,29 @@ def test_product_search_walkthrough(server: ServerProcess) -> None:
         ["bash", "-euo", "pipefail", "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
-    answers = re.findall(r'\{"results":\[\{"id":"([^"]+)"', done.stdout)
-    assert answers == ["p-3", "red-bag"], done.stdout
+    answers = [a for a in _json_objects(done.stdout) if "results" in a]
+    assert [a["results"][0]["id"] for a in answers] == ["p-3", "p-11", "p-19", "p-16", "p-15", "red-bag"], answers
+    words, code, scanned, grouped, varied, photo = answers
+    assert words["mode"] == code["mode"] == "hybrid" and photo["mode"] == "dense"
+    assert code["results"][0]["lexical"]["rank"] == 1 and code["results"][0]["dense"]["rank"] > 1  # found by its code
+    assert scanned["plan"] == "exact+scan" and all(h["payload"]["colour"] == "red" for h in scanned["results"])
+    assert len({g["value"] for g in grouped["groups"]}) == 3
+    assert [h["payload"]["category"] for h in varied["results"]].count("shoes") < 4
     assert "imported 20 of 20 rows" in done.stdout and "imported 12 of 12 rows" in done.stdout
+
+
+def _json_objects(text: str) -> list[dict]:
+    """Every JSON object printed in the text (curl prints them back to back, with no newline between)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (at := text.find("{", at)) != -1:
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            at += 1
+            continue
+        found.append(value)
+        at = end
+    return found
 
 
 def test_sdk_walkthrough(server: ServerProcess) -> None:

@@ -44,7 +44,12 @@ def b64(vectors: np.ndarray) -> str:
 
 
 def create_collection(client: httpx.Client, name: str = COLL, **hnsw: int) -> None:
-    body: dict[str, Any] = {"dim": DIM, "metric": "cosine", "payload_indexes": {"batch": "integer"}}
+    body: dict[str, Any] = {
+        "dim": DIM,
+        "metric": "cosine",
+        "payload_indexes": {"batch": "integer"},
+        "lexical": {"fields": ["batch"]},  # the keyword index is written in the points' transaction: checked too
+    }
     if hnsw:
         body["hnsw"] = hnsw
     r = client.put(f"/collections/{name}", json=body)
@@ -284,6 +289,12 @@ def verify(client: httpx.Client, ledger: Ledger, rng: random.Random, cycle: int)
     for b in rng.sample(sorted(ledger.batch_ids), min(5, len(ledger.batch_ids))):
         alive = sum(1 for pid in ledger.batch_ids[b] if pid in ledger.points)
         assert count(client, batch_filter(b)) == alive, f"filtered count of batch {b}"
+        # ... and so does the keyword index (the batch number is each point's one word)
+        words = {"vector": [1.0] * DIM, "keywords": str(b), "mode": "lexical", "k": 1000, "with_payload": False}
+        r = client.post(f"/collections/{COLL}/search", json=words)
+        assert r.status_code == 200, r.text[:500]
+        found = {h["id"] for h in r.json()["results"]}
+        assert found == {pid for pid in ledger.batch_ids[b] if pid in ledger.points}, f"keyword hits of batch {b}"
 
     # every point is findable through the graph: a sample of 50 searches for itself
     sample = rng.sample(ids, min(50, len(ids)))

@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 KINDS = ("code", "brand_model", "descriptive", "misspelled")
 
@@ -308,3 +309,26 @@ def evaluate(queries: Sequence[TypedQuery], ranked: Sequence[Sequence[int]]) -> 
         kind: Quality(sum(r for r, _ in rows) / len(rows), sum(m for _, m in rows) / len(rows))
         for kind, rows in per_kind.items()
     }
+
+
+def load(http: Any, collection: str, products: Sequence[Product], batch: int = 500) -> None:
+    """Create a text collection that keeps its sources and a keyword index over them and the SKU and brand
+    (the default model embeds), and upsert the catalogue through `http` (an httpx or TestClient client)."""
+    body = {"embedder": {"kind": "text"}, "store_source": True, "lexical": {"fields": ["sku", "brand"]}}
+    response = http.put(f"/collections/{collection}", json=body)
+    assert response.status_code == 201, response.text
+    for start in range(0, len(products), batch):
+        points = [{"id": p.id, "text": p.text, "payload": p.payload} for p in products[start : start + batch]]
+        response = http.put(f"/collections/{collection}/points", json={"points": points}, timeout=600)
+        assert response.status_code == 200, response.text
+
+
+def ranked(http: Any, collection: str, queries: Sequence[TypedQuery], **knobs: Any) -> list[list[int]]:
+    """The top-10 ids of each query, asked in batches of 50 with the given search knobs (mode, fusion)."""
+    out: list[list[int]] = []
+    for start in range(0, len(queries), 50):
+        searches = [{"text": q.text, "k": 10, "with_payload": False, **knobs} for q in queries[start : start + 50]]
+        response = http.post(f"/collections/{collection}/search/batch", json={"searches": searches}, timeout=600)
+        assert response.status_code == 200, response.text
+        out += [[hit["id"] for hit in result["results"]] for result in response.json()["results"]]
+    return out
