@@ -43,7 +43,7 @@ def to_query(req: SearchRequest) -> Query:
         with_vector=req.with_vector,
         mode=req.mode,
         keywords=req.keywords,
-        fusion=Fusion(**req.fusion.model_dump()),
+        fusion=Fusion() if req.fusion is None else Fusion(**req.fusion.model_dump()),
         mmr=None if req.mmr is None else Mmr(req.mmr.lambda_, req.mmr.candidates),
         group_by=None if req.group_by is None else Grouping(req.group_by, req.group_size, req.groups, req.group_offset),
     )

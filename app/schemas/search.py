@@ -81,7 +81,9 @@ class SearchRequest(Strict):
     group_size: int = Field(1, ge=1, le=100, description="With group_by: hits per group.")
     groups: int = Field(10, ge=1, le=1000, description="With group_by: groups per page.")
     group_offset: int = Field(0, ge=0, le=100_000, description="With group_by: groups to skip (paging).")
-    fusion: FusionSpec = Field(default_factory=FusionSpec, description="How hybrid merges its two lists.")
+    fusion: FusionSpec | None = Field(
+        None, description="How hybrid merges its two lists (default: weighted, alpha 0.3, candidates 50)."
+    )
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:

@@ -101,9 +101,7 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
         for row, i in enumerate(members):
             if monitor is not None:
                 monitor.offer(planned[i].vector, k, None, slots[row], view.seq)
-            ranked = [Fused(s, v, None, None) for s, v in zip(slots[row].tolist(), scores[row].tolist(), strict=True)]
-            chosen = _kept(view, planned[i], [f for f in ranked if f.slot >= 0])
-            results[i] = _finish(view, planned[i], chosen[: planned[i].query.k], "hnsw")
+            results[i] = _plain(view, planned[i], slots[row], scores[row], "hnsw")
     return results  # type: ignore[return-value]
 
 
@@ -154,6 +152,8 @@ def _plan(view: ReadView, q: Query) -> _Planned:
 
 def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> SearchResult:
     q = p.query
+    if p.mode == "dense" and q.plain:
+        return _plain(view, p, *_dense(view, p, monitor))
     if q.group_by is not None:
         return _grouped(view, p, q.group_by, monitor)
     ranked, plan = _ranked(view, p, monitor)
@@ -214,10 +214,25 @@ def _grouped(view: ReadView, p: _Planned, grouping: Grouping, monitor: RecallMon
     return replace(result, groups=page, next_group_offset=wanted if more else None)
 
 
+def _plain(view: ReadView, p: _Planned, slots: np.ndarray, scores: np.ndarray, plan: str) -> SearchResult:
+    """The answer to a dense search with no re-ranking, kept in numpy (the hot path): padding, the example
+    point and scores past the threshold dropped, the k best kept."""
+    q = p.query
+    keep = slots >= 0
+    if p.exclude is not None:
+        keep &= slots != p.exclude
+    if q.score_threshold is not None:
+        keep &= scores >= q.score_threshold if _higher(view, p) else scores <= q.score_threshold
+    slots, scores = slots[keep][: q.k], scores[keep][: q.k]
+    found = hits(view, slots.tolist(), scores.tolist(), q.with_payload, q.with_vector)
+    return SearchResult(found, p.named(plan), p.candidates)
+
+
 def _finish(view: ReadView, p: _Planned, chosen: list[Fused], plan: str) -> SearchResult:
     q = p.query
     found = hits(view, [f.slot for f in chosen], [f.score for f in chosen], q.with_payload, q.with_vector)
-    found = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, chosen, strict=True)]
+    if p.mode != "dense":  # lexical and hybrid hits say where each list had them
+        found = [replace(h, dense=f.dense, lexical=f.lexical) for h, f in zip(found, chosen, strict=True)]
     return SearchResult(found, p.named(plan), p.candidates, p.mode)
 
 
