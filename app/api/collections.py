@@ -112,8 +112,8 @@ async def index_field(field: FieldPath, body: PayloadIndexSpec, collection: Coll
     responses=errors(400, 404),
 )
 async def drop_field_index(field: FieldPath, collection: CollectionDep) -> CollectionInfo:
-    """Stop indexing a payload field: filters on it scan the payloads from now on (400 if the collection is
-    strict, or the field feeds its recommendation settings)."""
+    """Stop indexing a payload field: filters on it scan the payloads from now on (a strict collection refuses
+    them). 400 when the field has no index or feeds the recommendation settings."""
     await run_in_threadpool(collection.drop_field_index, field)
     return await run_in_threadpool(collection_info, collection)
 

@@ -200,10 +200,6 @@ class PayloadIndex:
             field.remove(slot)
 
     # ---- indexes added and dropped while the collection serves -------------------------------------
-    @property
-    def building(self) -> list[str]:
-        return list(self._building)
-
     def begin(self, key: str, kind: FieldType) -> None:
         """Start an index on `key`: writes go into it from now on, filters use it once `finish` is called
         (until then they scan). The caller brings the points already stored in with `fill`."""
