@@ -366,6 +366,7 @@ class Collection:
                 documents(config, [payloads[i] for i in order], [given[i] for i in order]) if config.lexical else None
             )
             slots, reused = self._table.assign_slots(ids)
+            moved = self._moved(ids, slots, vectors)
             rows = [
                 (key, slot, vec.tobytes(), None if p is None else p.decode())
                 for key, slot, vec, p in zip(id_json, slots.tolist(), vectors, payload_json, strict=True)
@@ -373,9 +374,21 @@ class Collection:
             seq = self._store.write_batch(rows, [], kept, docs)
             with self._rw.write():
                 self._table.upsert(ids, slots, vectors, payload_json, [payloads[i] for i in order], reused)
-                self.graph.apply(slots, vectors)
-            self.graph.note_changes(len(ids))
+                self.graph.apply(slots[moved], vectors[moved])
+            self.graph.note_changes(int(np.count_nonzero(moved)))
         return seq
+
+    def _moved(self, ids: list[PointId], slots: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Which points of a batch the graph must take in: new ones, and stored ones whose vector changed. A point
+        re-sent with the same vector (a price update, an import run again) keeps its graph node as it is: hnswlib
+        replaces a node by repairing its neighbours' links, ten times the cost of an insert."""
+        slot_of = self._table.slot_of
+        stored = np.fromiter((pid in slot_of for pid in ids), bool, len(ids))
+        moved = np.ones(len(ids), dtype=bool)
+        if stored.any():
+            same = (self._table.exact.vectors(slots[stored]) == vectors[stored]).all(axis=1)
+            moved[np.flatnonzero(stored)[same]] = False
+        return moved
 
     def upsert_inputs(self, points: list[PointInput]) -> int:
         """Upsert points given as vectors, texts, sequences or images: the embedding happens here, off the loop."""

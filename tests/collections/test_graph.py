@@ -233,3 +233,28 @@ def test_a_graph_loaded_from_its_checkpoint_replays_later_writes(
     # replays nothing.
     manifest = read_checkpoint(tmp_path / "data" / "c")
     assert manifest is not None and manifest[1]["seq"] == final_seq
+
+
+def test_a_point_resent_with_the_same_vector_keeps_its_graph_node(
+    registry: CollectionRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collection = registry.create(CollectionConfig(name="shop", dim=8))
+    vectors = fill(collection, 200)
+    assert registry.wait_ready(WAIT)
+    added: list[list[int]] = []
+    original = HnswIndex.upsert
+
+    def recording(index: HnswIndex, slots: np.ndarray, batch: np.ndarray) -> None:
+        added.append(slots.tolist())
+        original(index, slots, batch)
+
+    monkeypatch.setattr(HnswIndex, "upsert", recording)
+    sent = np.vstack([vectors[:4], vectors[199:200]])
+    sent[1] = vectors[150]  # point 1 moves; 0, 2, 3 are re-sent as they were, with new payloads; 999 is new
+    collection.upsert([0, 1, 2, 3, 999], sent, [{"price": i} for i in range(5)])
+    with collection.reading() as view:
+        moved = sorted(view.slot_of(pid) for pid in (1, 999))
+    assert added == [moved]  # only the moved and the new point went to the graph
+    hits = search(collection, [Query(vector=vectors[150], k=2, exact=False)])[0].hits
+    assert {h.id for h in hits} == {1, 150}
+    assert [p.payload_json for p in collection.get([2])] == [b'{"price":2}'] and collection.count == 201

@@ -1,0 +1,82 @@
+"""Re-upserting stored points: fresh inserts against re-sending the same vectors and sending new ones.
+
+    python -m benchmarks.reupsert [--n 10000] [--dim 64] [--runs 3] [--out benchmarks/RESULTS.md]
+
+In process, no HTTP, durability relaxed (the graph is what is measured): a collection with its graph up
+takes N points in batches of 1,000 (fresh), then the same ids again with the same vectors and new payloads
+(a price update, an import run again), then the same ids with new vectors. Points per second, the median of
+R runs, each on a new collection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.collections.models import CollectionConfig
+from app.collections.registry import CollectionRegistry
+from app.core.config import Settings
+from benchmarks._report import log, machine, table, write_section
+
+SECTION = "## Re-upserting stored points"
+BATCH = 1000
+
+
+def _rate(collection: object, ids: list[int], vectors: np.ndarray, payloads: list[dict]) -> float:
+    started = time.perf_counter()
+    for at in range(0, len(ids), BATCH):
+        collection.upsert(ids[at : at + BATCH], vectors[at : at + BATCH], payloads[at : at + BATCH])  # type: ignore[attr-defined]
+    return len(ids) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    ids = list(range(args.n))
+    rates: dict[str, list[float]] = {"fresh": [], "same vectors": [], "new vectors": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            registry = CollectionRegistry(Settings(data_dir=Path(tmp) / f"run{run}", durability="relaxed"))
+            registry.open()
+            try:
+                collection = registry.create(CollectionConfig(name="bench", dim=args.dim))
+                registry.wait_ready()  # the graph is up: writes go into it, not into a pending list
+                first = rng.normal(size=(args.n, args.dim)).astype(np.float32)
+                second = rng.normal(size=(args.n, args.dim)).astype(np.float32)
+                rates["fresh"].append(_rate(collection, ids, first, [{"price": 1.0}] * args.n))
+                rates["same vectors"].append(_rate(collection, ids, first, [{"price": 2.0}] * args.n))
+                rates["new vectors"].append(_rate(collection, ids, second, [{"price": 3.0}] * args.n))
+            finally:
+                registry.close()
+            log(f"run {run}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
+        host = machine(tmp)
+    fresh = statistics.median(rates["fresh"])
+    rows = [[name, f"{statistics.median(r):,.0f}", f"{statistics.median(r) / fresh:.2f}×"] for name, r in rates.items()]
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"`python -m benchmarks.reupsert --n {args.n} --dim {args.dim} --runs {args.runs}` "
+            f"({time.strftime('%Y-%m-%d')}; {host}).",
+            "",
+            f"{args.n:,} points of {args.dim} dimensions, batches of {BATCH:,}, graph up, median of {args.runs} runs:",
+            "",
+            *table(["upsert of", "points/s", "against fresh"], *rows),
+        ]
+    )
+    print(text)
+    write_section(args.out, SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
