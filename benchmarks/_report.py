@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,16 @@ def log(msg: str) -> None:
 def ms(seconds: list[float], pct: float) -> float:
     """The pct-th percentile of durations in seconds, in milliseconds."""
     return float(np.percentile(seconds, pct)) * 1e3
+
+
+def median_ms(fn: Callable[[], object], runs: int) -> float:
+    """The median wall time of `runs` calls of fn, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,24 +11,12 @@ from a Python list with collections.Counter, what a client holding the payloads 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections import Counter
-from collections.abc import Callable
 
 import numpy as np
 
 from app.index.payload import PayloadIndex
-from benchmarks._report import table
-
-
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+from benchmarks._report import median_ms, table
 
 
 def main() -> None:
@@ -49,8 +37,8 @@ def main() -> None:
         selected = rng.random(n) < share
         chosen = np.flatnonzero(selected).tolist()
         for key in ("brand", "sku", "stock"):
-            ours = _median_ms(lambda key=key, selected=selected: index.facet(key, selected, 20), args.runs)
-            bare = _median_ms(
+            ours = median_ms(lambda key=key, selected=selected: index.facet(key, selected, 20), args.runs)
+            bare = median_ms(
                 lambda key=key, chosen=chosen: Counter(payloads[i][key] for i in chosen).most_common(20), args.runs
             )
             rows.append([key, f"{share:.0%}", f"{ours:.2f}", f"{bare:.2f}", f"{bare / ours:.1f}×"])

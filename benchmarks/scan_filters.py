@@ -13,10 +13,8 @@ AND the unindexed price range, where the scan reads only the points the index ke
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +24,10 @@ from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
 from app.search import searcher
 from app.search.models import Query
-from benchmarks._report import log, machine, table, write_section
+from benchmarks._report import log, machine, median_ms, table, write_section
 
 SECTION = "## Filters on fields without an index (scan)"
 DIM = 64
-
-
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
 
 
 def main() -> None:
@@ -78,10 +67,10 @@ def main() -> None:
             for label, flt in filters.items():
                 row = [label]
                 for name in ("indexed", "scanned"):
-                    row.append(f"{_median_ms(lambda c=made[name], f=flt: c.count_matching(f), args.runs):.1f}")
+                    row.append(f"{median_ms(lambda c=made[name], f=flt: c.count_matching(f), args.runs):.1f}")
                 for name in ("indexed", "scanned"):
                     q = Query(vector=query, k=10, exact=True, filter=flt, with_payload=False)
-                    row.append(f"{_median_ms(lambda c=made[name], q=q: searcher.search(c, [q]), args.runs):.1f}")
+                    row.append(f"{median_ms(lambda c=made[name], q=q: searcher.search(c, [q]), args.runs):.1f}")
                 rows.append(row)
             price = {"must": [{"key": "price", "range": {"lt": 10}}]}
             both = {"must": [{"key": "tag10", "match": "yes"}, {"key": "price", "range": {"lt": 10}}]}
@@ -92,9 +81,9 @@ def main() -> None:
                     [
                         label,
                         "—",
-                        f"{_median_ms(lambda f=flt: collection.count_matching(f), args.runs):.1f}",
+                        f"{median_ms(lambda f=flt: collection.count_matching(f), args.runs):.1f}",
                         "—",
-                        f"{_median_ms(lambda q=q: searcher.search(collection, [q]), args.runs):.1f}",
+                        f"{median_ms(lambda q=q: searcher.search(collection, [q]), args.runs):.1f}",
                     ]
                 )
         finally:
