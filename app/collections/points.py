@@ -107,7 +107,9 @@ class PointTable:
         self.exact.delete(slots)
         return slots
 
-    def mask(self, flt: dict[str, Any], text_slots: Callable[[str], np.ndarray | None], *, strict: bool) -> np.ndarray:
+    def mask(
+        self, flt: dict[str, Any], text_slots: Callable[[str, str], np.ndarray | None], *, strict: bool
+    ) -> np.ndarray:
         """One bool per slot: alive and matching the filter (conditions no index answers scan the live payloads)."""
         rows = Rows(self.payloads, self._slots_of_ids, text_slots, strict)
         alive = self.exact.alive

@@ -132,10 +132,11 @@ class ReadView:
         payloads = None if self.config.strict else self._table.payloads
         return self._table.payload_index.facet(key, selected, limit, payloads)
 
-    def _text_slots(self, text: str) -> np.ndarray | None:
-        """A bool per slot: the keyword document holds every word of the text; None without a keyword index."""
+    def _text_slots(self, key: str, text: str) -> np.ndarray | None:
+        """A bool per slot: the keyword document holds every word of the text; None when the keyword index does
+        not hold the field (no index, or other fields), so every point must be checked."""
         match = match_expression(text, every=True)
-        if not self.config.lexical:
+        if key not in self.config.lexical_fields:
             return None
         out = np.zeros(self._table.size, dtype=bool)
         if match is not None:

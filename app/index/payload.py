@@ -168,7 +168,7 @@ class Rows:
 
     payloads: Sequence[bytes | None]
     slots_of: Callable[[list[Any]], list[int]]
-    text_slots: Callable[[str], np.ndarray | None]
+    text_slots: Callable[[str, str], np.ndarray | None]  # (field, text) → slots, or None: scan them all
     strict: bool = False
 
 
@@ -301,7 +301,7 @@ class PayloadIndex:
             out[[s for s in rows.slots_of(cond["has_id"]) if s < size]] = True
             return out
         if "text" in cond:
-            found = rows.text_slots(cond["text"])  # the keyword index narrows; the field's own words decide
+            found = rows.text_slots(cond["key"], cond["text"])  # the keyword index narrows; the field's words decide
             return scanner.mask(cond, within if found is None else within & found[:size])
         if "key" not in cond and "is_empty" not in cond and "is_null" not in cond:  # a nested filter
             return self.mask(cond, size, rows, within)

@@ -45,7 +45,8 @@ def test_a_filter_on_a_field_without_an_index_scans_and_says_so(client: TestClie
 
 
 def test_a_text_condition_matches_the_fields_own_words(client: TestClient) -> None:
-    for lexical in (None, {"fields": ["title", "brand"]}):  # with a keyword index to narrow, and without
+    # with a keyword index that holds the field, one that does not, and none
+    for lexical in ({"fields": ["title", "brand"]}, {"fields": ["brand"]}, None):
         client.delete(C)
         _shop(client, lexical=lexical)
         by_words = _search(client, {"must": [{"key": "title", "text": "usb"}]}, mode="dense")

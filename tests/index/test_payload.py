@@ -28,7 +28,7 @@ def index() -> PayloadIndex:
 
 def rows(strict: bool = False) -> Rows:
     raw = [None if p is None else orjson.dumps(p) for p in PAYLOADS]
-    return Rows(raw, lambda ids: [i for i in ids if i in range(len(PAYLOADS))], lambda text: None, strict)
+    return Rows(raw, lambda ids: [i for i in ids if i in range(len(PAYLOADS))], lambda key, text: None, strict)
 
 
 def slots(index: PayloadIndex, flt: dict) -> list[int]:
@@ -122,7 +122,7 @@ def _scan(flt: dict, schema: dict | None = None) -> list[int]:
     for slot, payload in enumerate(NESTED):
         index.set(slot, payload)
     raw = [None if p is None else orjson.dumps(p) for p in NESTED]
-    found = index.mask(flt, len(NESTED), Rows(raw, lambda ids: [i for i in ids if i in (0, 3)], lambda text: None))
+    found = index.mask(flt, len(NESTED), Rows(raw, lambda ids: [i for i in ids if i in (0, 3)], lambda key, text: None))
     return np.flatnonzero(found).tolist()
 
 
@@ -156,5 +156,5 @@ def test_a_value_of_another_type_is_left_out_of_an_index_added_later() -> None:
     index.set(0, {"size": "large"})  # stored before the index existed
     index.set(1, {"size": 3})
     raw = [orjson.dumps({"size": "large"}), orjson.dumps({"size": 3})]
-    found = index.mask({"must": [{"key": "size", "range": {"gt": 0}}]}, 2, Rows(raw, list, lambda t: None))
+    found = index.mask({"must": [{"key": "size", "range": {"gt": 0}}]}, 2, Rows(raw, list, lambda key, text: None))
     assert found.tolist() == [False, True]
