@@ -166,8 +166,8 @@ async def drop_collection(name: str, registry: RegistryDep) -> dict[str, str]:
 @router.post("/{name}/tune", openapi_extra=needs("write"), response_model=TuneReport, responses=errors(503))
 async def tune_collection(body: TuneRequest, collection: CollectionDep) -> TuneReport:
     """The smallest search ef whose recall@k reaches the target, on recent searches, stored points or the
-    vectors sent; `apply` makes it the default. 503 while the graph is being built; 400 when the collection
-    holds k points or fewer, or a vector is bad."""
+    vectors sent; `apply` makes it the default. A graph being built is waited for up to 30 s, then 503;
+    400 when the collection holds k points or fewer, or a vector is bad."""
     report = await run_in_threadpool(
         tune,
         collection,

@@ -202,6 +202,9 @@ class Collection:
             self._config, self._settings, self._table, self.graph.reader, self._store.seq, self._store.lexical_search
         )
 
+    def wait_for_graph(self, timeout: float) -> bool:
+        return self.graph.wait(timeout)
+
     @contextmanager
     def reading(self) -> Iterator[ReadView]:
         with self._rw.read():

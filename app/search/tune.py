@@ -18,6 +18,7 @@ from app.search.recall import RecallMonitor
 LADDER = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
 EXACT_CHUNK = 32  # queries per exact search: a chunk's score matrix is chunk × points floats
 MIN_SEARCHES = 50  # `auto` tunes on recent searches once this many are kept, else on stored points
+GRAPH_WAIT_S = 30.0  # a graph still being built is waited for this long before the answer is a 503
 QuerySource = Literal["given", "searches", "points"]
 
 
@@ -63,6 +64,7 @@ def tune(
     Between steps writers go on, so a drop or restore never waits for a whole run.
     """
     rng = np.random.default_rng(seed)
+    collection.wait_for_graph(GRAPH_WAIT_S)  # just created or restored: a small graph is up in moments
     monitor = collection.find_part(RecallMonitor)
     recent = monitor.recent_queries() if monitor is not None else np.empty((0, collection.config.dim), np.float32)
     with collection.quiesced() as view:

@@ -130,6 +130,7 @@ def test_oversized_batch_and_body(tmp_path: Path) -> None:
         ({"vector": [1, 1, 1, 1], "filter": {"must": [{"key": "colour", "text": ""}]}}, 422, "validation_error"),
         ({"vector": [1, 1, 1, 1], "filter": {"must": [{"is_null": {}}]}}, 422, "validation_error"),
         ({"vector": [1, 1, 1, 1], "filter": {"must": [{"has_id": []}]}}, 422, "validation_error"),
+        ({"vector": [1, 1, 1, 1], "filter": {"must": [{"must": [{"must": [{"must": []}]}]}]}}, 422, "validation_error"),
         (
             {"vector": [1, 1, 1, 1], "filter": {"must": [{"key": "category", "range": {"gt": 1}}]}},
             400,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import app.collections.graph as graph_module
 from app.core.config import Settings
 from app.main import create_app
 from app.search.recall import RecallMonitor
@@ -161,3 +162,22 @@ def test_tune_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
             r = client.post("/collections/small/tune", json=bad)
             assert r.status_code == 400 and r.json()["error"]["code"] == code, (bad, r.text)
         assert client.post("/collections/small/points/count", json={}).json()["count"] == 5  # nothing lost
+
+
+def test_tune_waits_for_a_graph_still_being_built(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    bring_up = graph_module.GraphManager._bring_up
+
+    def slowly(manager: graph_module.GraphManager, *args: object) -> None:
+        time.sleep(0.5)  # a restore or a start: the graph is not up yet when tune arrives
+        bring_up(manager, *args)
+
+    monkeypatch.setattr(graph_module.GraphManager, "_bring_up", slowly)
+    with TestClient(create_app(settings)) as client:
+        client.put("/collections/c", json={"dim": 8})
+        data = clustered(100, 8, seed=1)
+        client.put(
+            "/collections/c/points", json={"points": [{"id": i, "vector": v.tolist()} for i, v in enumerate(data)]}
+        )
+        assert client.get("/collections/c").json()["index_state"] == "building"
+        r = client.post("/collections/c/tune", json={"k": 5, "queries": 20})
+        assert r.status_code == 200, r.text
