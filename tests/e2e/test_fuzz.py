@@ -13,9 +13,14 @@ FUZZ_SECONDS = 120  # the CI run; `make fuzz` runs 30 minutes
 @pytest.mark.slow
 def test_the_fuzzer_finds_nothing() -> None:
     result, survived, tracebacks = fuzz_a_fresh_server(FUZZ_SECONDS)
-    if result.returncode and not result.failures and "Runtime Error" in result.output and survived and not tracebacks:
-        # schemathesis itself broke, not the server: seen once, CPython 3.11's "AST constructor recursion depth
-        # mismatch" inside hypothesis. One more run; a second break, or any failure, still fails the test.
+    for _ in range(2):
+        if not (result.returncode and not result.failures and "Runtime Error" in result.output):
+            break
+        if not survived or tracebacks:
+            break
+        # schemathesis itself broke, not the server: CPython 3.11's "AST constructor recursion depth mismatch"
+        # inside hypothesis, about one run in six here. Another run; three breaks in a row, a failure found, a
+        # dead server or a traceback in its log still fail the test.
         result, survived, tracebacks = fuzz_a_fresh_server(FUZZ_SECONDS)
     assert result.returncode == 0, result.output[-20_000:]
     assert result.failures == 0 and result.generated > 1000, result.output[-5000:]  # it really ran
