@@ -78,6 +78,8 @@ def _lexical(spec: LexicalSpec | None, store_source: bool, embedder_kind: str | 
     source = keeps_text if spec.source is None else spec.source
     if source and not store_source:
         raise InvalidInput("lexical source needs store_source: the collection must keep what it embedded")
+    if not spec.fields and not source:
+        raise InvalidInput("a keyword index needs fields, or the sources of a text collection that keeps them")
     return {"fields": list(dict.fromkeys(spec.fields)), "source": source}
 
 

@@ -111,7 +111,7 @@ class LexicalSpec(Strict):
 
     @model_validator(mode="after")
     def _something(self) -> LexicalSpec:
-        if not self.fields and not self.source:
+        if not self.fields and self.source is False:
             raise ValueError("name fields to index, or source: true")
         return self
 

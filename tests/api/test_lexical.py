@@ -128,7 +128,12 @@ def test_keyword_modes_refused_clearly(client: TestClient) -> None:
         "no_lexical_index",
     )
     error(client.post(S, json={"vector": [1, 0, 0, 0], "mode": "lexical"}), 400, "invalid_input")
-    error(client.put("/collections/x", json={"dim": 4, "lexical": {"fields": []}}), 422, "validation_error")
+    error(
+        client.put("/collections/x", json={"dim": 4, "lexical": {"fields": [], "source": False}}),
+        422,
+        "validation_error",
+    )
+    error(client.put("/collections/x", json={"dim": 4, "lexical": {"fields": []}}), 400, "invalid_input")  # no source
     error(client.put("/collections/x", json={"dim": 4, "lexical": {"source": True}}), 400, "invalid_input")
     error(client.post(S, json={"vector": [1, 0, 0, 0], "fusion": {"method": "max"}}), 422, "validation_error")
     # words without a keyword index are simply not used: the search is dense
@@ -153,9 +158,9 @@ def test_writes_keep_the_keyword_index_level(client: TestClient) -> None:
     assert _ids(client.post(S, json={**lexical, "keywords": "usb"}).json()) == []
 
 
-def _wait_lexical_ready(client: TestClient) -> dict:
+def _wait_lexical_ready(client: TestClient, path: str = C) -> dict:
     deadline = time.monotonic() + 30
-    while (info := client.get(C).json())["lexical_state"] == "building" and time.monotonic() < deadline:
+    while (info := client.get(path).json())["lexical_state"] == "building" and time.monotonic() < deadline:
         time.sleep(0.05)
     return info
 
@@ -222,3 +227,17 @@ def test_a_photo_and_words_together_in_one_hybrid_search(client: TestClient) -> 
     both = client.post("/collections/looks/search/image", files=files, data={"k": "3", "keywords": "green lamp"}).json()
     assert both["mode"] == "hybrid" and both["results"][0]["lexical"] is not None
     assert {h["id"] for h in both["results"][:2]} == {0, 2}  # the photo's own product, and the one the words name
+
+
+def test_a_text_collection_that_keeps_its_sources_indexes_them_by_default(client: TestClient) -> None:
+    body = {"embedder": {"kind": "text"}, "store_source": True}
+    assert client.put("/collections/notes", json=body).status_code == 201
+    client.put(
+        "/collections/notes/points",
+        json={"points": [{"id": 1, "text": "USB-C charger 65W"}, {"id": 2, "text": "red shoes"}]},
+    )
+    info = client.put("/collections/notes/lexical", json={}).json()
+    assert info["lexical"] == {"fields": [], "source": True}
+    assert _wait_lexical_ready(client, "/collections/notes")["lexical_state"] == "ready"
+    body = client.post("/collections/notes/search", json={"text": "65w", "mode": "lexical"}).json()
+    assert _ids(body) == [1]
