@@ -287,7 +287,7 @@ class PayloadIndex:
         if field is not None:
             return field.facet(selected, limit)
         if payloads is None:
-            raise self._unindexed(key, "count its values")
+            raise self._unindexed(key, "count its values (the collection is strict)")
         return scan_facet(payloads, key, selected, limit)
 
     def _scans(self, cond: dict[str, Any]) -> bool:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    model_validator,
+)
 
 COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
@@ -101,7 +112,32 @@ class HasId(Strict):
     has_id: list[PointId] = Field(min_length=1, max_length=10_000, description="The point's id is one of these.")
 
 
-Condition = FieldCondition | IsEmpty | IsNull | HasId
+def _kind(value: Any) -> str:
+    """Which model a filter item is, from the one key that says so: a bad has_id is then reported as a bad
+    has_id, not as a field condition missing its key."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(exclude_none=True)
+    if not isinstance(value, dict):
+        return "condition"
+    for kind in ("has_id", "is_empty", "is_null"):
+        if kind in value:
+            return kind
+    return "condition" if "key" in value else "filter"
+
+
+def _items(nested: Any = None) -> Any:
+    """Conditions, or filters nested one level further (none at the last level), told apart by _kind."""
+    conditions = (
+        Annotated[FieldCondition, Tag("condition")]
+        | Annotated[IsEmpty, Tag("is_empty")]
+        | Annotated[IsNull, Tag("is_null")]
+        | Annotated[HasId, Tag("has_id")]
+    )
+    return Annotated[
+        conditions if nested is None else conditions | Annotated[nested, Tag("filter")], Discriminator(_kind)
+    ]
+
+
 Item = TypeVar("Item")
 
 
@@ -116,15 +152,15 @@ class FilterOf(Strict, Generic[Item]):
 
 # Filters nest three levels deep at most: a bound a caller can see in the schema, instead of a recursive schema
 # (a fuzzer generating from the recursive one overflowed its own stack, and a deep nest is work for nothing).
-class InnerFilter(FilterOf[Condition]):
+class InnerFilter(FilterOf[_items()]):  # type: ignore[misc]
     """A filter nested two levels down: conditions only."""
 
 
-class NestedFilter(FilterOf[Condition | InnerFilter]):
+class NestedFilter(FilterOf[_items(InnerFilter)]):  # type: ignore[misc]
     """A filter inside a filter."""
 
 
-class Filter(FilterOf[Condition | NestedFilter]):
+class Filter(FilterOf[_items(NestedFilter)]):  # type: ignore[misc]
     """Lists of conditions that must hold, of which one should, and that must not; filters nest three deep."""
 
 

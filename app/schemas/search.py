@@ -88,7 +88,10 @@ class SearchRequest(Strict):
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
         if sum(x is not None for x in (self.vector, self.id, self.text, self.sequence, self.image)) != 1:
-            raise ValueError("send exactly one of vector, id, text, sequence, image")
+            raise ValueError(
+                "send exactly one of vector, id, text, sequence, image (a keyword-only search: text with mode lexical;"
+                " keywords go beside one of them)"
+            )
         return self
 
 

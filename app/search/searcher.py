@@ -12,6 +12,7 @@ from app.collections.models import CollectionConfig
 from app.collections.view import Catalog, ReadView, WouldBlock
 from app.core.errors import InvalidInput, NoLexicalIndex, PointNotFound
 from app.index.base import IncompleteResult, higher_is_better
+from app.index.tokens import match_expression
 from app.search.diversity import mmr
 from app.search.fusion import Fused, fuse
 from app.search.groups import group
@@ -108,8 +109,8 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
 def resolve_mode(config: CollectionConfig, q: Query) -> Mode:
     """The mode a query runs in: as asked, else hybrid when the collection keeps a keyword index and the
     query has words, else dense. 400 for a keyword mode the collection or the query cannot serve."""
-    if q.mode is None:
-        return "hybrid" if config.lexical and q.words else "dense"
+    if q.mode is None:  # words that are all punctuation are no words
+        return "hybrid" if config.lexical and q.words and match_expression(q.words) else "dense"
     if q.mode != "dense":
         if not config.lexical:
             raise NoLexicalIndex(

@@ -65,3 +65,17 @@ def test_a_strict_collection_refuses_fields_without_an_index(client: TestClient)
     assert err["details"]["field"] == "specs.color"
     error(client.post(f"{C}/facets", json={"key": "title"}), 400, "unindexed_field")
     assert _search(client, {"must": [{"key": "brand", "match": "usb"}]})["plan"] == "exact"
+
+
+def test_a_bad_condition_is_named_by_its_kind(client: TestClient) -> None:
+    _shop(client)
+    for condition, kind in (({"has_id": []}, "has_id"), ({"is_null": {}}, "is_null"), ({"key": "a"}, "condition")):
+        err = error(
+            client.post(f"{C}/search", json={"vector": [1, 0], "filter": {"must": [condition]}}),
+            422,
+            "validation_error",
+        )
+        assert f"must.0.{kind}" in err["message"], err["message"]
+    too_deep = {"must": [{"must": [{"must": [{"must": [{"key": "brand", "match": "usb"}]}]}]}]}
+    err = error(client.post(f"{C}/search", json={"vector": [1, 0], "filter": too_deep}), 422, "validation_error")
+    assert "does not match any of the expected tags" in err["message"]

@@ -139,6 +139,8 @@ def test_keyword_modes_refused_clearly(client: TestClient) -> None:
     # words without a keyword index are simply not used: the search is dense
     plain = client.post("/collections/plain/search", json={"vector": [1, 0, 0, 0], "keywords": "x"}).json()
     assert plain["mode"] == "dense"
+    # nor are words that are all punctuation: no keyword can match them
+    assert client.post(S, json={"vector": [1, 0, 0, 0], "keywords": "!!! --"}).json()["mode"] == "dense"
 
 
 def test_writes_keep_the_keyword_index_level(client: TestClient) -> None:
