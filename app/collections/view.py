@@ -135,9 +135,9 @@ class ReadView:
     def _text_slots(self, key: str, text: str) -> np.ndarray | None:
         """A bool per slot: the keyword document holds every word of the text; None when the keyword index does
         not hold the field (no index, or other fields), so every point must be checked."""
-        match = match_expression(text, every=True)
         if key not in self.config.lexical_fields:
             return None
+        match = match_expression(text, every=True)
         out = np.zeros(self._table.size, dtype=bool)
         if match is not None:
             out[[slot for slot, _ in self._visible(self._lexical(match, None), None)]] = True

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from app.core.errors import InvalidFilter, InvalidInput, UnindexedField
-from app.index.scan import Scanner, lookup
+from app.index.scan import Scanner, lookup, scalars
 
 FieldType = Literal["keyword", "integer", "float", "bool"]
 
@@ -180,23 +180,24 @@ class PayloadIndex:
         self.schema = dict(schema)
         self._fields = {k: new_field(t) for k, t in schema.items()}
         self._building: dict[str, tuple[FieldType, Field]] = {}  # added while serving: written, not yet read
+        self._written: list[tuple[str, Field]] = list(self._fields.items())  # what writes update: both of them
 
-    def _written(self) -> list[tuple[str, Field]]:
-        return [*self._fields.items(), *((key, field) for key, (_, field) in self._building.items())]
+    def _changed(self) -> None:
+        self._written = [*self._fields.items(), *((key, field) for key, (_, field) in self._building.items())]
 
     def check(self, payload: dict[str, Any] | None) -> None:
         """Raise InvalidInput when an indexed field holds a value of the wrong type."""
-        for key, field in self._written():
+        for key, field in self._written:
             value = lookup(payload, key)
             if value is not None:
                 field.check(key, value)
 
     def set(self, slot: int, payload: dict[str, Any] | None) -> None:
-        for key, field in self._written():
+        for key, field in self._written:
             _store(field, key, slot, lookup(payload, key))
 
     def remove(self, slot: int) -> None:
-        for _, field in self._written():
+        for _, field in self._written:
             field.remove(slot)
 
     # ---- indexes added and dropped while the collection serves -------------------------------------
@@ -205,6 +206,7 @@ class PayloadIndex:
         (until then they scan). The caller brings the points already stored in with `fill`."""
         self.drop(key)
         self._building[key] = (kind, new_field(kind))
+        self._changed()
 
     def fill(self, key: str, slot: int, payload: dict[str, Any] | None) -> None:
         if key in self._building:
@@ -215,11 +217,13 @@ class PayloadIndex:
         if key in self._building:
             kind, field = self._building.pop(key)
             self.schema[key], self._fields[key] = kind, field
+            self._changed()
 
     def drop(self, key: str) -> None:
         self.schema.pop(key, None)
         self._fields.pop(key, None)
         self._building.pop(key, None)
+        self._changed()
 
     # ---- reads ---------------------------------------------------------------------------------------
     def keywords(self, key: str, slots: np.ndarray) -> list[str | None] | None:
@@ -352,11 +356,6 @@ def scan_facet(
     for slot in np.flatnonzero(selected).tolist():
         raw = payloads[slot] if slot < len(payloads) else None
         value = lookup(orjson.loads(raw), key) if raw else None
-        for v in dict.fromkeys(_hashable(value)):
+        for v in scalars(value):
             counts[v] += 1
     return _most_common(counts, limit)
-
-
-def _hashable(value: Any) -> list[FacetValue]:
-    items = value if isinstance(value, list) else [value]
-    return [v for v in items if isinstance(v, (str, int, float, bool))]

@@ -35,6 +35,12 @@ def lookup(payload: dict[str, Any] | None, key: str) -> Any:
     return None if value is _MISSING else value
 
 
+def scalars(value: Any) -> list[str | int | float | bool]:
+    """The distinct strings, numbers and bools a payload value holds: itself, or the items of a list (what a
+    facet counts once per point, and the groups a point joins)."""
+    return list(dict.fromkeys(v for v in _values(value) if isinstance(v, (str, int, float, bool))))
+
+
 def _same(a: Any, b: Any) -> bool:
     """JSON equality: a bool equals only a bool (Python's True == 1 does not hold here), 2 equals 2.0."""
     if isinstance(a, bool) or isinstance(b, bool):

@@ -19,7 +19,7 @@ class Facets:
 
 
 def facets(collection: Catalog, key: str, flt: dict[str, Any] | None, limit: int) -> Facets:
-    """Counts from the payload index of `key` (an unindexed field is a 400 until filters can scan)."""
+    """Counts from the payload index of `key`, or from the payloads when it has none (a 400 if strict)."""
     with collection.reading() as view:
         selected = view.mask(flt)
         return Facets(key, view.facet(key, selected, limit), int(np.count_nonzero(selected)))

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from app.collections.view import ReadView
-from app.index.scan import lookup
+from app.index.scan import lookup, scalars
 from app.search.fusion import Fused
 from app.search.models import Grouping
 
 
-def _keys(value: Any) -> list[Any]:
-    """The groups a value puts its point in: itself, or each distinct item of a list (strings, numbers, bools)."""
-    items = value if isinstance(value, list) else [value]
-    return list(dict.fromkeys(v for v in items if isinstance(v, (str, int, float, bool))))
-
-
-def group(view: ReadView, ranked: Iterable[Fused], grouping: Grouping) -> tuple[list[tuple[Any, list[Fused]]], bool]:
+def group(view: ReadView, ranked: Sequence[Fused], grouping: Grouping) -> tuple[list[tuple[Any, list[Fused]]], bool]:
     """Groups in the order of their best hit, each with up to `size` hits best first, after skipping `offset`
     groups; and whether a group beyond the page was seen (so another page exists). Points without the field
     belong to no group; a point whose field is a list joins the group of each item."""
     groups: dict[Any, list[Fused]] = {}
     wanted = grouping.offset + grouping.groups
     more = False
-    for hit in ranked:
-        raw = view.payloads([hit.slot])[0]
-        for key in _keys(lookup(orjson.loads(raw), grouping.key) if raw else None):
+    for hit, raw in zip(ranked, view.payloads([h.slot for h in ranked]), strict=True):
+        for key in scalars(lookup(orjson.loads(raw), grouping.key) if raw else None):
             # 1 and True are equal as dict keys: the key's type keeps them apart
             members = groups.get((type(key).__name__, key))
             if members is None:

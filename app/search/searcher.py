@@ -209,9 +209,11 @@ def _grouped(view: ReadView, p: _Planned, grouping: Grouping, monitor: RecallMon
         if more or p.k >= p.candidates:  # a group past the page was seen (so the page is full), or all was
             break
         p = replace(p, k=min(2 * p.k, p.candidates))
-    hits = [hit for _, members in groups for hit in members]
-    result = _finish(view, p, hits, plan)
-    page = [Group(key, [view.ids([h.slot])[0] for h in members]) for key, members in groups]
+    result = _finish(view, p, [hit for _, members in groups for hit in members], plan)
+    ids, page, at = [h.id for h in result.hits], [], 0
+    for key, members in groups:  # the hits come group by group, in this order
+        page.append(Group(key, ids[at : at + len(members)]))
+        at += len(members)
     return replace(result, groups=page, next_group_offset=wanted if more else None)
 
 

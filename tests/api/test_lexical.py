@@ -4,7 +4,6 @@ durability across restarts and snapshots."""
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +15,7 @@ from app.main import create_app
 from app.storage.sqlite_store import PointStore
 from tests.api.helpers import error, upsert
 from tests.support.product_images import encode, product_image
+from tests.support.waiting import wait_until
 
 C = "/collections/shop"
 S = f"{C}/search"
@@ -161,10 +161,9 @@ def test_writes_keep_the_keyword_index_level(client: TestClient) -> None:
 
 
 def _wait_lexical_ready(client: TestClient, path: str = C) -> dict:
-    deadline = time.monotonic() + 30
-    while (info := client.get(path).json())["lexical_state"] == "building" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return info
+    """The collection's info once no keyword rebuild runs (or the wait ran out)."""
+    wait_until(lambda: client.get(path).json()["lexical_state"] != "building", poll=0.05)
+    return client.get(path).json()
 
 
 def test_changing_the_fields_rebuilds_in_the_background_and_lasts(settings: Settings) -> None:

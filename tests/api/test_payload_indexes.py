@@ -3,8 +3,6 @@ the same answers before and after, kept across restarts."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +11,7 @@ from app.collections import backfill
 from app.core.config import Settings
 from app.main import create_app
 from tests.api.helpers import error, upsert
+from tests.support.waiting import wait_until
 
 C = "/collections/shop"
 
@@ -39,10 +38,9 @@ def _ids(client: TestClient, flt: dict) -> tuple[list, str]:
 
 
 def _built(client: TestClient) -> dict:
-    deadline = time.monotonic() + 30
-    while (info := client.get(C).json())["payload_index_builds"] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return info
+    """The collection's info once no payload index is being built (or the wait ran out)."""
+    wait_until(lambda: not client.get(C).json()["payload_index_builds"], poll=0.02)
+    return client.get(C).json()
 
 
 RED = {"must": [{"key": "specs.color", "match": "red"}]}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from app.main import create_app
 from tests.conftest import clustered
 from tests.support.product_images import encode, product_image
 from tests.support.synthetic_shop import generate_shop
+from tests.support.waiting import wait_until
 
 SHOES = {"must": [{"key": "category", "match": "shoes"}]}
 
@@ -252,9 +252,7 @@ def test_payload_indexes_added_and_dropped_through_the_sdk(sdk: Client) -> None:
     nike = {"must": [{"key": "brand", "match": "nike"}]}
     assert sdk.search("shop", [1, 0], filter=nike).plan == "exact+scan"
     assert sdk.index_field("shop", "brand", "keyword").payload_indexes == {"brand": "keyword"}
-    deadline = time.monotonic() + 30
-    while sdk.get_collection("shop").payload_index_builds and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: not sdk.get_collection("shop").payload_index_builds, poll=0.02)
     found = sdk.search("shop", [1, 0], filter=nike)
     assert found.plan == "exact" and found.ids == [1]
     assert sdk.drop_field_index("shop", "brand").payload_indexes == {}
