@@ -3,9 +3,12 @@
     python -m benchmarks.reupsert [--n 10000] [--dim 64] [--runs 3] [--out benchmarks/RESULTS.md]
 
 In process, no HTTP, durability relaxed (the graph is what is measured): a collection with its graph up
-takes N points in batches of 1,000 (fresh), then the same ids again with the same vectors and new payloads
-(a price update, an import run again), then the same ids with new vectors. Points per second, the median of
-R runs, each on a new collection.
+takes N points in batches of 1,000 (fresh), then N more (fresh into a collection of N: the graph grows as
+much as a re-upsert makes it grow), then the first N ids again with the same vectors and new payloads (a
+price update, an import run again), then with new vectors, twice: the second time the dead nodes reach the
+live count and the graph is rebuilt without them in the background, competing for the same CPUs; the
+seconds from then until the rebuilt graph is installed are the last figure. Points per second, the median
+of R runs, each on a new collection.
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     ids = list(range(args.n))
-    rates: dict[str, list[float]] = {"fresh": [], "same vectors": [], "new vectors": []}
+    rates: dict[str, list[float]] = {
+        "fresh": [],
+        "fresh, into N stored": [],
+        "same vectors": [],
+        "new vectors": [],
+        "new vectors again (compaction starts)": [],
+    }
+    compaction: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             registry = CollectionRegistry(Settings(data_dir=Path(tmp) / f"run{run}", durability="relaxed"))
@@ -51,14 +61,24 @@ def main() -> None:
             try:
                 collection = registry.create(CollectionConfig(name="bench", dim=args.dim))
                 registry.wait_ready()  # the graph is up: writes go into it, not into a pending list
-                first = rng.normal(size=(args.n, args.dim)).astype(np.float32)
-                second = rng.normal(size=(args.n, args.dim)).astype(np.float32)
+                first, more, second, third = rng.normal(size=(4, args.n, args.dim)).astype(np.float32)
+                more_ids = list(range(args.n, 2 * args.n))
                 rates["fresh"].append(_rate(collection, ids, first, [{"price": 1.0}] * args.n))
+                rates["fresh, into N stored"].append(_rate(collection, more_ids, more, [{"price": 1.0}] * args.n))
                 rates["same vectors"].append(_rate(collection, ids, first, [{"price": 2.0}] * args.n))
                 rates["new vectors"].append(_rate(collection, ids, second, [{"price": 3.0}] * args.n))
+                graph = collection.graph.index
+                rates["new vectors again (compaction starts)"].append(
+                    _rate(collection, ids, third, [{"price": 4.0}] * args.n)
+                )
+                started = time.perf_counter()
+                while collection.graph.index is graph:
+                    time.sleep(0.05)
+                compaction.append(time.perf_counter() - started)
             finally:
                 registry.close()
             log(f"run {run}: " + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in rates.items()))
+            log(f"run {run}: compaction installed {compaction[-1]:.2f} s after the last write")
         host = machine(tmp)
     fresh = statistics.median(rates["fresh"])
     rows = [[name, f"{statistics.median(r):,.0f}", f"{statistics.median(r) / fresh:.2f}×"] for name, r in rates.items()]
@@ -72,6 +92,9 @@ def main() -> None:
             f"{args.n:,} points of {args.dim} dimensions, batches of {BATCH:,}, graph up, median of {args.runs} runs:",
             "",
             *table(["upsert of", "points/s", "against fresh"], *rows),
+            "",
+            f"The rebuild without dead nodes was installed {statistics.median(compaction):.2f} s (median) after the"
+            " last write of the second move.",
         ]
     )
     print(text)

@@ -22,6 +22,7 @@ from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
 BUILD_CHUNK = 10_000  # points per add_items call while building: memory stays flat, a close can cut in between
+COMPACT_AFTER = 1_000  # dead nodes a graph may carry whatever its size; past that, up to as many as it has live
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class GraphManager:
     The builder thread loads the newest checkpoint (or builds from the points) and replays what was
     written meanwhile; until it installs the graph, writes only note their slots in `pending` and the
     planner answers exactly. One long-lived checkpointer thread saves the graph when enough points
-    changed. Both are started by `start` and stopped by `stop` + `join`, which the collection calls.
+    changed, and first rebuilds it without its dead nodes (the old nodes of replaced or deleted points)
+    when there are as many as live ones; the old graph serves until the new one is installed. Both are
+    started by `start` and stopped by `stop` + `join`, which the collection calls.
 
     Locks are the collection's: writes reach the graph under its write lock; installing the graph and
     checkpointing hold its write mutex, so the graph they see cannot change while readers go on.
@@ -60,8 +63,9 @@ class GraphManager:
         self._rw, self._write_mutex = rw, write_mutex
         self.index: HnswIndex | None = None
         self.pending: set[int] | None = set()  # slots written while the graph was being built
+        self._rebuilt: set[int] | None = None  # slots written while a compaction rebuilds the graph
         self.state = "building"
-        self.failures: Counter[str] = Counter()  # by task: build, checkpoint (on /metrics)
+        self.failures: Counter[str] = Counter()  # by task: build, checkpoint, compact (on /metrics)
         self._changes = 0  # points changed since the last checkpoint; only touched under the write mutex
         self._after_build = False  # a graph built or replayed at start that no checkpoint covers yet
         self._stopping = threading.Event()
@@ -107,6 +111,10 @@ class GraphManager:
             self.pending.update(slots.tolist())
         elif self.index is not None:
             self.index.upsert(slots, vectors) if vectors is not None else self.index.delete(slots)
+            if self._rebuilt is not None:
+                self._rebuilt.update(slots.tolist())
+            elif self._compaction_due:
+                self._wake.set()
 
     def note_changes(self, changed: int) -> None:
         """Count changed points (write mutex held); wake the checkpointer once enough have changed."""
@@ -144,6 +152,12 @@ class GraphManager:
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            if self._compaction_due:
+                try:
+                    self._compact()
+                except Exception:  # the old graph still serves; the next write past the mark tries again
+                    self.failures["compact"] += 1
+                    log.exception("collection %s: compaction failed", self.config.name)
             try:
                 self._checkpoint_beside_writers()
             except Exception as err:  # the next wake tries again
@@ -178,7 +192,7 @@ class GraphManager:
             "m": cfg.m,
             "ef_construction": cfg.ef_construction,
             "count": index.live_count,
-            "deleted": index.deleted_slots(),
+            "deleted": index.deleted_labels(),
         }
         path = self._folder / f"hnsw-{seq}.bin.staged"  # removed by the next checkpoint if a crash leaves it
         try:
@@ -260,9 +274,9 @@ class GraphManager:
             log.warning("collection %s: checkpoint parameters differ from the collection's; rebuilding", name)
             return None, set()
         try:
-            # Graph capacity grows by doubling up to the slots in use, built ones start at the exact matrix's
-            # (itself at most twice the slots): 4x the table's slots is never exceeded by a file we wrote.
-            room = max(1024, 4 * len(seq_of_slot))
+            # Graph capacity grows by doubling up to the nodes in use (a slot's, and dead ones), built ones start
+            # at the exact matrix's (itself at most twice the slots): a file we wrote never exceeds this.
+            room = max(1024, 4 * (len(seq_of_slot) + len(manifest["deleted"])))
             index = HnswIndex.load(
                 path, cfg.dim, cfg.metric, deleted=manifest["deleted"], max_capacity=room, **self._params()
             )
@@ -274,9 +288,33 @@ class GraphManager:
         replay = set(np.flatnonzero(seq_of_slot > covered).tolist()) | set(self._store.tombstones_after(covered))
         return index, replay
 
-    def _build(self) -> HnswIndex:
+    @property
+    def _compaction_due(self) -> bool:
+        index = self.reader
+        return index is not None and index.dead_count >= max(COMPACT_AFTER, index.live_count)
+
+    def _compact(self) -> None:
+        """Rebuild the graph from the points, without dead nodes, while the old one serves; install it with
+        the writes made meanwhile replayed (they reached the old graph too), and have it checkpointed."""
+        old = self.index
+        assert old is not None
+        try:
+            index = self._build(compacting=True)
+            with self._write_mutex, self._rw.write():
+                if self._stopping.is_set() or self.index is not old:
+                    return
+                self._replay(index, self._rebuilt or set())
+                self.index, self._after_build = index, True
+        finally:
+            with self._rw.write():
+                self._rebuilt = None
+        log.info("collection %s: graph rebuilt without %d dead nodes", self.config.name, old.dead_count)
+
+    def _build(self, *, compacting: bool = False) -> HnswIndex:
         exact = self._table.exact
-        with self._rw.read():  # a snapshot; writes after it land in `pending` and are replayed
+        with self._rw.read():  # a snapshot; writes after it land in `pending` (or `_rebuilt`) and are replayed
+            if compacting:
+                self._rebuilt = set()
             slots = np.flatnonzero(exact.alive)
             vectors = exact.vectors(slots)
         cfg = self.config

@@ -13,15 +13,22 @@ from app.index.base import IncompleteResult, Metric
 
 _SHORTFALL = "Cannot return the results in a contiguous 2D array"
 _ABSENT, _LIVE, _DELETED = 0, 1, 2
+# A graph node's label is its slot in the low 32 bits and the slot's generation above them: a point given a
+# new vector gets a new node (its old one marked deleted) instead of hnswlib's in-place update, which repairs
+# every neighbour's links and inserts 10x slower (benchmarks/RESULTS.md, "Re-upserting stored points").
+_SLOT_BITS = 32
+_SLOT_MASK = np.uint64((1 << _SLOT_BITS) - 1)
+_NEXT_GENERATION = np.uint64(1 << _SLOT_BITS)
 
 
 class HnswIndex:
-    """An hnswlib graph whose integer labels are our slots.
+    """An hnswlib graph whose nodes belong to our slots.
 
     Quirks handled here: capacity grows geometrically (hnswlib has a fixed maximum), `k` is clamped
     to the live count (hnswlib raises otherwise), `ef` is kept ≥ k and remembered (hnswlib does not
-    save it), deleting twice is harmless (hnswlib raises), re-adding a deleted slot reuses its graph
-    node, and the distances hnswlib returns become the metric's scores.
+    save it), deleting twice is harmless (hnswlib raises), replacing a vector adds a node under a new
+    label and retires the old one (`dead_count` says how many such nodes the graph still carries), and
+    the distances hnswlib returns become the metric's scores.
     """
 
     def __init__(
@@ -43,8 +50,11 @@ class HnswIndex:
             graph.init_index(max_elements=capacity, M=m, ef_construction=ef_construction, random_seed=100)
         self._graph = graph
         self._graph.set_ef(ef)
-        # Per-slot state, because hnswlib cannot tell us whether a label is deleted.
-        self._state = np.zeros(graph.get_max_elements(), dtype=np.int8)
+        # Per slot: whether it has a live node (hnswlib cannot tell us whether a label is deleted), and the
+        # label of its newest node.
+        self._state = np.zeros(capacity, dtype=np.int8)
+        self._label = np.zeros(capacity, dtype=np.uint64)
+        self._dead: list[int] = []  # labels of the nodes marked deleted
         self._live = 0
         # set_ef + knn_query must be one step: hnswlib keeps ef in the shared index object.
         self._query_lock = threading.Lock()
@@ -59,46 +69,64 @@ class HnswIndex:
         check_graph_file(path, dim, params["m"], max_capacity)
         graph = hnswlib.Index(space=metric, dim=dim)
         graph.load_index(str(path))
-        index = cls(dim, metric, graph=graph, **params)
-        labels = np.asarray(graph.get_ids_list(), dtype=np.int64)
-        index._state[labels] = _LIVE
-        index._state[np.asarray(deleted, dtype=np.int64)] = _DELETED
-        index._live = int(np.count_nonzero(index._state == _LIVE))
+        labels = np.asarray(graph.get_ids_list(), dtype=np.uint64)
+        slots = (labels & _SLOT_MASK).astype(np.int64)
+        index = cls(dim, metric, graph=graph, capacity=int(slots.max(initial=-1)) + 1, **params)
+        np.maximum.at(index._label, slots, labels)  # a slot's newest node has the highest generation
+        dead = np.isin(labels, np.asarray(deleted, dtype=np.uint64))
+        index._state[slots[dead]] = _DELETED
+        index._state[slots[~dead]] = _LIVE  # only a slot's newest node can be live
+        index._dead = labels[dead].tolist()
+        index._live = int(np.count_nonzero(~dead))
         return index
 
     def save(self, path: Path) -> None:
         self._graph.save_index(str(path))
 
-    def deleted_slots(self) -> list[int]:
-        return np.flatnonzero(self._state == _DELETED).tolist()
+    def deleted_labels(self) -> list[int]:
+        return list(self._dead)
 
     @property
     def live_count(self) -> int:
         return self._live
 
     @property
+    def dead_count(self) -> int:
+        """Nodes marked deleted that the graph still holds (searches step over them; a rebuild drops them)."""
+        return len(self._dead)
+
+    @property
     def nbytes(self) -> int:
-        return int(self._graph.index_file_size()) + self._state.nbytes
+        return int(self._graph.index_file_size()) + self._state.nbytes + self._label.nbytes
 
     def upsert(self, slots: np.ndarray, vectors: np.ndarray) -> None:
         """Add or replace `vectors` as `prepare` made them; `slots` must be unique within the call."""
         if len(slots) == 0:
             return
         slots = np.asarray(slots, dtype=np.int64)
-        self._ensure_capacity(int(slots.max()) + 1)
-        self._graph.add_items(
-            np.ascontiguousarray(vectors, np.float32), slots.astype(np.uint64), num_threads=self.threads
-        )
-        self._live += int(np.count_nonzero(self._state[slots] != _LIVE))
+        self._ensure_slots(int(slots.max()) + 1)
+        state = self._state[slots]
+        self._retire(slots[state == _LIVE])
+        labels = np.where(state == _ABSENT, slots.astype(np.uint64), self._label[slots] + _NEXT_GENERATION)
+        self._ensure_nodes(self._graph.get_current_count() + len(slots))
+        self._graph.add_items(np.ascontiguousarray(vectors, np.float32), labels, num_threads=self.threads)
+        self._label[slots] = labels
+        self._live += int(np.count_nonzero(state != _LIVE))
         self._state[slots] = _LIVE
 
     def delete(self, slots: np.ndarray) -> None:
         slots = np.unique(np.asarray(slots, dtype=np.int64))
         slots = slots[slots < len(self._state)]
-        for slot in slots[self._state[slots] == _LIVE].tolist():
-            self._graph.mark_deleted(slot)
-            self._state[slot] = _DELETED
-            self._live -= 1
+        slots = slots[self._state[slots] == _LIVE]
+        self._retire(slots)
+        self._state[slots] = _DELETED
+        self._live -= len(slots)
+
+    def _retire(self, slots: np.ndarray) -> None:
+        """Mark the live nodes of `slots` deleted (the caller updates their state)."""
+        for label in self._label[slots].tolist():
+            self._graph.mark_deleted(label)
+            self._dead.append(label)
 
     def search(
         self, queries: np.ndarray, k: int, *, ef: int | None = None, allowed: bytearray | None = None
@@ -108,27 +136,30 @@ class HnswIndex:
         k = min(k, self._live)
         if k == 0:
             return np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32)
+        admit = None
+        if allowed is not None:  # hnswlib passes labels; a slot's later nodes carry its generation above it
+            admit = allowed.__getitem__ if not self._dead else lambda label: allowed[label & 0xFFFFFFFF]
         with self._query_lock:
             self._graph.set_ef(max(ef or self.ef, k))
             try:
-                labels, distances = self._graph.knn_query(
-                    q, k=k, filter=None if allowed is None else allowed.__getitem__, num_threads=self.threads
-                )
+                labels, distances = self._graph.knn_query(q, k=k, filter=admit, num_threads=self.threads)
             except RuntimeError as err:
                 if _SHORTFALL in str(err):
                     raise IncompleteResult(str(err)) from err
                 raise
-        return labels.astype(np.int64), _scores(distances, self.metric)
+        return (labels & _SLOT_MASK).astype(np.int64), _scores(distances, self.metric)
 
-    def _ensure_capacity(self, needed: int) -> None:
-        capacity = self._graph.get_max_elements()
-        if needed <= capacity:
+    def _ensure_slots(self, needed: int) -> None:
+        if needed <= len(self._state):
             return
-        capacity = max(needed, 2 * capacity)
-        self._graph.resize_index(capacity)
-        state = np.zeros(capacity, dtype=np.int8)
-        state[: len(self._state)] = self._state
-        self._state = state
+        capacity = max(needed, 2 * len(self._state))
+        self._state = np.concatenate([self._state, np.zeros(capacity - len(self._state), np.int8)])
+        self._label = np.concatenate([self._label, np.zeros(capacity - len(self._label), np.uint64)])
+
+    def _ensure_nodes(self, needed: int) -> None:
+        capacity = self._graph.get_max_elements()
+        if needed > capacity:
+            self._graph.resize_index(max(needed, 2 * capacity))
 
 
 # hnswlib 0.8's saveIndex header: offsetLevel0, max_elements, cur_element_count, size_data_per_element,

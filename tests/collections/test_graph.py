@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 import app.collections.graph as graph_module
 from app.collections.collection import Collection
+from app.collections.graph import GraphManager
 from app.collections.models import CollectionConfig
 from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
@@ -258,3 +259,48 @@ def test_a_point_resent_with_the_same_vector_keeps_its_graph_node(
     hits = search(collection, [Query(vector=vectors[150], k=2, exact=False)])[0].hits
     assert {h.id for h in hits} == {1, 150}
     assert [p.payload_json for p in collection.get([2])] == [b'{"price":2}'] and collection.count == 201
+
+
+def test_dead_nodes_past_the_live_ones_are_compacted_while_the_old_graph_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graph_module, "COMPACT_AFTER", 50)
+    settings = Settings(data_dir=tmp_path / "data", index_threads=1, checkpoint_every=10**6, exact_max_floats=0)
+    data = clustered(900, 8, seed=8)
+    building, release = threading.Event(), threading.Event()
+    real_build = GraphManager._build
+
+    def held_build(self: GraphManager, **kwargs: Any) -> HnswIndex:
+        index = real_build(self, **kwargs)
+        if kwargs.get("compacting"):
+            building.set()
+            release.wait(WAIT)
+        return index
+
+    monkeypatch.setattr(GraphManager, "_build", held_build)
+    registry = open_registry(settings)
+    try:
+        collection = registry.create(CollectionConfig(name="moves", dim=8, metric="l2"))
+        collection.upsert(list(range(300)), data[:300], [None] * 300)
+        assert collection.graph.wait(WAIT)
+        old = collection.graph.index
+        assert old is not None
+        collection.upsert(list(range(300)), data[300:600], [None] * 300)  # every point moves: 300 dead nodes
+        assert old.dead_count == 300
+        assert building.wait(WAIT)  # the rebuild has its snapshot; the old graph still answers
+        collection.upsert(list(range(100)), data[600:700], [None] * 100)  # written during the rebuild
+        collection.delete([299])
+        assert collection.graph.index is old
+        release.set()
+        wait_until(lambda: collection.graph.index is not old, WAIT)
+        new = collection.graph.index
+        # built without the 300 dead nodes; the 101 writes made meanwhile were replayed into it as new nodes
+        assert new is not None and (new.live_count, new.dead_count) == (299, 101) and collection.count == 299
+        expected = {**{i: data[300 + i] for i in range(100, 299)}, **{i: data[600 + i] for i in range(100)}}
+        results = search(collection, [Query(vector=v, k=1) for v in expected.values()])
+        assert [(r.plan, r.hits[0].id) for r in results] == [("hnsw", pid) for pid in expected]
+        wait_until(lambda: read_checkpoint(tmp_path / "data" / "moves") is not None, WAIT)  # the compacted graph
+    finally:
+        registry.close()
+    found = read_checkpoint(tmp_path / "data" / "moves")
+    assert found is not None and len(found[1]["deleted"]) == 101 and found[1]["count"] == 299

@@ -97,10 +97,36 @@ def test_hnsw_save_and_load_keep_deleted_state(tmp_path: Path) -> None:
     index.delete(np.array([1, 2]))
     index.save(tmp_path / "g.bin")
     loaded = HnswIndex.load(
-        tmp_path / "g.bin", 8, "ip", deleted=index.deleted_slots(), max_capacity=4096, m=8, ef_construction=50, ef=20
+        tmp_path / "g.bin", 8, "ip", deleted=index.deleted_labels(), max_capacity=4096, m=8, ef_construction=50, ef=20
     )
     assert loaded.live_count == 498
     loaded.delete(np.array([1]))  # already deleted in the file: still harmless
     a, _ = index.search(data[:20], 5)
     b, _ = loaded.search(data[:20], 5)
     np.testing.assert_array_equal(a, b)
+
+
+def test_hnsw_replaces_a_vector_with_a_new_node_and_keeps_it_across_a_save(tmp_path: Path) -> None:
+    data = clustered(600, 8, seed=6)
+    index = HnswIndex(8, "l2", m=8, ef_construction=50, ef=40)
+    index.upsert(np.arange(300), data[:300])
+    index.upsert(np.arange(100), data[300:400])  # slots 0-99 get new vectors: new nodes, the old ones retired
+    index.delete(np.array([5]))
+    index.upsert(np.array([5]), data[500:501])  # a deleted slot back again: a third node
+    assert (index.live_count, index.dead_count) == (300, 101)
+    slots, scores = index.search(data[300:400], 1)
+    assert (slots[:, 0] == np.arange(100))[np.arange(100) != 5].all()  # found under its slot, not its label
+    np.testing.assert_allclose(scores[np.arange(100) != 5, 0], 0, atol=1e-3)
+    assert index.search(data[500], 1)[0][0, 0] == 5
+    assert all(index.search(data[i], 1)[0][0, 0] != i for i in range(1, 100) if i != 5)  # old vectors are gone
+    allowed = bytearray(300)
+    allowed[7] = 1
+    assert index.search(data[307], 1, allowed=allowed)[0].tolist() == [[7]]  # the filter sees slots too
+    index.save(tmp_path / "g.bin")
+    loaded = HnswIndex.load(
+        tmp_path / "g.bin", 8, "l2", deleted=index.deleted_labels(), max_capacity=4096, m=8, ef_construction=50, ef=40
+    )
+    assert (loaded.live_count, loaded.dead_count) == (300, 101)
+    np.testing.assert_array_equal(loaded.search(data[300:400], 5)[0], index.search(data[300:400], 5)[0])
+    loaded.upsert(np.array([5]), data[501:502])  # a fourth node: its label is new to the loaded graph too
+    assert loaded.search(data[501], 1)[0][0, 0] == 5 and (loaded.live_count, loaded.dead_count) == (300, 102)

@@ -45,13 +45,13 @@ def test_a_real_graph_round_trips(tmp_path: Path) -> None:
     index = HnswIndex(8, "l2", m=16, ef_construction=100, ef=50, threads=1)
     index.upsert(np.arange(300), vectors)
     index.delete(np.array([3, 4]))
-    write_checkpoint(tmp_path, 1, index.save, {"deleted": index.deleted_slots()})
+    write_checkpoint(tmp_path, 1, index.save, {"deleted": index.deleted_labels()})
     found = read_checkpoint(tmp_path)
     assert found is not None
     loaded = HnswIndex.load(
         found[0], 8, "l2", deleted=found[1]["deleted"], max_capacity=4096, m=16, ef_construction=100, ef=50
     )
-    assert loaded.live_count == 298 and loaded.deleted_slots() == [3, 4]
+    assert loaded.live_count == 298 and loaded.deleted_labels() == [3, 4]
     slots, _ = loaded.search(vectors[:20], 5)
     assert slots[5:, 0].tolist() == list(range(5, 20))
     assert not {3, 4} & set(slots.ravel().tolist())
