@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 Plan = Literal["exact", "hnsw"]
@@ -19,6 +20,20 @@ def choose_plan(*, exact_requested: bool, graph_ready: bool, candidates: int, di
     if exact_requested or not graph_ready or candidates * dim <= exact_max_floats:
         return "exact"
     return "hnsw"
+
+
+POST_FILTER_OVERSAMPLE = 4  # a post-filtered list expects this many times k matches (RESULTS.md, planner section)
+
+
+def post_filter_beam(ef: int, k: int, selectivity: float) -> tuple[int, int]:
+    """(results to read, beam) for a graph search without the filter whose results are filtered afterwards.
+
+    A list of k × OVERSAMPLE / selectivity nearest points holds about OVERSAMPLE × k matches (the filter
+    being unrelated to the vectors; the caller falls back when it holds fewer than k). The beam widens
+    like a filtered one's, at most twice: the matches sit deeper in the list than an unfiltered top k.
+    """
+    wide = math.ceil(POST_FILTER_OVERSAMPLE * k / max(selectivity, 1e-9))
+    return wide, max(wide, int(max(ef, k) * min(2.0, max(1.0, selectivity**-0.5))))
 
 
 def filtered_ef(ef: int, k: int, selectivity: float, max_ef: int) -> int:

@@ -17,13 +17,19 @@ from app.search.diversity import mmr
 from app.search.fusion import Fused, fuse
 from app.search.groups import group
 from app.search.models import Group, Grouping, Hit, Mode, Query, Rank, SearchResult
-from app.search.planner import Plan, choose_plan, filtered_ef
+from app.search.planner import Plan, choose_plan, filtered_ef, post_filter_beam
 from app.search.queries import embed_queries
 from app.search.recall import RecallMonitor
 
 # How much deeper than it contributes the keyword list of a hybrid search is read: asking SQLite for the BM25 of
 # given rows (rowid IN …) re-ran the full-text query per row, 9 ms a search against 0.5 ms for reading deeper.
 LEXICAL_DEPTH = 10
+# Work an exact search may do on the event loop (candidates × dim): about what a graph query costs, 0.2 ms.
+INLINE_EXACT_FLOATS = 250_000
+
+
+class _NotQuick(Exception):
+    """A query answered inline turned out slow (its post-filtered list held too few matches): a worker answers."""
 
 
 @dataclass
@@ -37,6 +43,7 @@ class _Planned:
     plan: Plan | Literal["lexical"]
     mode: Mode
     scans: bool  # the filter read payloads: the plan says so ("exact+scan")
+    inline: bool = False  # answered on the event loop: a slow turn raises _NotQuick instead of taking it
 
     def named(self, plan: str) -> str:
         return f"{plan}+scan" if self.scans else plan
@@ -51,28 +58,29 @@ def search(collection: Catalog, queries: list[Query]) -> list[SearchResult]:
 
 
 def search_inline(collection: Catalog, query: Query) -> SearchResult | None:
-    """The answer to a plain graph query (by vector or id, no filter, not exact) when it can be had at once;
-    None for any other query, or when a writer is in the way: those go to a worker thread.
+    """The answer to a plain dense query (by vector or id, not exact) that is quick: a graph search, filtered
+    afterwards when it has a filter, or an exact one over few candidates. None for any other query, or when a
+    writer is in the way: those go to a worker thread.
 
-    A graph query takes a fraction of a millisecond, less than the hop to a thread; an exact or filtered
-    search can take tens of milliseconds, which on the event loop would stall every other request.
+    A quick query takes a fraction of a millisecond, less than the hop to a thread (about 0.5 ms on 2 cores,
+    benchmarks/RESULTS.md, "Filtered search across the selectivity band"); a filter that reads payloads, an
+    exact search over many points or a graph search with the filter inside can take tens of milliseconds,
+    which on the event loop would stall every other request.
     """
-    if (
-        query.needs_embedding
-        or query.filter
-        or query.exact
-        or query.words is not None
-        or query.mode not in (None, "dense")
-        or not query.plain
-    ):
+    if query.needs_embedding or query.exact or query.words is not None or query.mode not in (None, "dense"):
+        return None
+    if not query.plain:
         return None
     try:
         with collection.try_reading() as view:
-            planned = _plan(view, query)
-            if planned.plan != "hnsw":
+            if query.filter and view.scans(query.filter):
+                return None
+            planned = replace(_plan(view, query), inline=True)
+            quick = planned.plan == "hnsw" or planned.candidates * view.config.dim <= INLINE_EXACT_FLOATS
+            if not quick:
                 return None
             return _answer(view, [planned], collection.find_part(RecallMonitor))[0]
-    except WouldBlock:
+    except (WouldBlock, _NotQuick):
         return None
 
 
@@ -266,16 +274,35 @@ def _dense(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[
             if p.mask is None:
                 slots, scores = view.graph.search(p.vector, p.k, ef=p.query.ef)
             else:
-                selectivity = p.candidates / max(view.count, 1)
-                ef = filtered_ef(p.query.ef or view.config.ef, p.k, selectivity, view.settings.max_ef)
-                slots, scores = view.graph.search(p.vector, p.k, ef=ef, allowed=bytearray(p.mask.view(np.uint8)))
+                slots, scores = _filtered_graph(view, p)
             if monitor is not None:
                 monitor.offer(p.vector, p.k, p.mask, slots[0], view.seq)
             return slots[0], scores[0], "hnsw"
         except IncompleteResult:  # the graph ran dry under the filter: answer exactly instead
-            pass
+            if p.inline:
+                raise _NotQuick from None
     slots, scores = view.exact_search(p.vector, p.k, None if p.mask is None else np.flatnonzero(p.mask))
     return slots[0], scores[0], "exact"
+
+
+def _filtered_graph(view: ReadView, p: _Planned) -> tuple[np.ndarray, np.ndarray]:
+    """A filtered graph search: an unfiltered one read wide enough to hold k matches, filtered afterwards.
+    When it holds fewer (a filter that follows the vectors) or would need too wide a beam, the filter goes
+    into the graph instead: hnswlib then calls back into Python for every node it visits, 10-30x slower
+    in the 5-25 % band (benchmarks/RESULTS.md, planner section)."""
+    assert view.graph is not None and p.mask is not None and p.vector is not None
+    selectivity = p.candidates / max(view.count, 1)
+    ef = p.query.ef or view.config.ef
+    wide, beam = post_filter_beam(ef, p.k, selectivity)
+    if beam <= view.settings.max_ef:
+        slots, scores = view.graph.search(p.vector, wide, ef=beam)
+        keep = p.mask[slots[0]]
+        if np.count_nonzero(keep) >= p.k:
+            return slots[:, keep][:, : p.k], scores[:, keep][:, : p.k]
+    if p.inline:
+        raise _NotQuick
+    beam = filtered_ef(ef, p.k, selectivity, view.settings.max_ef)
+    return view.graph.search(p.vector, p.k, ef=beam, allowed=bytearray(p.mask.view(np.uint8)))
 
 
 def hits(view: ReadView, slots: list[int], scores: list[float], with_payload: bool, with_vector: bool) -> list[Hit]:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
 from app.collections.models import CollectionConfig
 from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
+from app.index.hnsw import HnswIndex
 from app.main import open_registry
 from app.search.models import Query
 from app.search.planner import choose_plan
-from app.search.searcher import search
+from app.search.searcher import search, search_inline
 from tests.conftest import clustered
 
 N, DIM = 20_000, 16
+WAIT = 30.0
 
 
 def test_choose_plan_rules() -> None:
@@ -95,3 +100,45 @@ def test_exact_flag_and_score_threshold(big) -> None:
     (res,) = search(c, [Query(vector=data[3], k=5, exact=True, score_threshold=0.999)])
     assert res.plan == "exact"
     assert [h.id for h in res.hits] == [3]
+
+
+def test_a_filtered_graph_search_filters_a_wide_list_and_falls_back_when_it_holds_too_few(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """90 % of the points lie near +x, 10 % near -x. A query near +x filtered to the far side finds no match in
+    the wide unfiltered list, so the filter goes into the graph; filtered to the near side it never does."""
+    settings = Settings(data_dir=tmp_path / "data", exact_max_floats=0, filtered_exact_max_floats=0, index_threads=1)
+    rng = np.random.default_rng(3)
+    n, dim = 3_000, 8
+    near = rng.normal(size=(n, dim)).astype(np.float32) * 0.3
+    near[:, 0] += np.where(np.arange(n) % 10 == 0, -5, 5)
+    sides = ["far" if i % 10 == 0 else "near" for i in range(n)]
+    calls: list[bool] = []
+    real = HnswIndex.search
+
+    def spy(index: HnswIndex, *args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("allowed") is not None)
+        return real(index, *args, **kwargs)
+
+    monkeypatch.setattr(HnswIndex, "search", spy)
+    reg = open_registry(settings)
+    try:
+        c = reg.create(CollectionConfig(name="sides", dim=dim, metric="l2", payload_indexes={"side": "keyword"}))
+        c.upsert(list(range(n)), near, [{"side": s} for s in sides])
+        assert c.graph.wait(WAIT)
+        query = near[1] + 0.01
+        for side, fallback in (("near", False), ("far", True)):
+            calls.clear()
+            flt = {"must": [{"key": "side", "match": side}]}
+            (res,) = search(c, [Query(vector=query, k=10, filter=flt, with_payload=False)])
+            matching = np.flatnonzero(np.array(sides) == side)
+            truth = matching[np.argsort(np.linalg.norm(near[matching] - query, axis=1))[:10]]
+            assert res.plan == "hnsw" and [h.id for h in res.hits] == truth.tolist()
+            assert calls == ([False, True] if fallback else [False])
+            # On the event loop only the quick way is taken: a list holding too few matches goes to a worker.
+            inline = search_inline(c, Query(vector=query, k=10, filter=flt, with_payload=False))
+            assert (inline is None) if fallback else (inline is not None and inline.hits == res.hits)
+        unindexed = {"must": [{"key": "colour", "match": "red"}]}  # read from every payload: never inline
+        assert search_inline(c, Query(vector=query, k=10, filter=unindexed)) is None
+    finally:
+        reg.close()
