@@ -56,10 +56,10 @@ class Settings(BaseSettings):
         "(benchmarks/RESULTS.md, planner section: the graph is faster above it).",
     )
     filtered_exact_max_floats: int = Field(
-        1_000_000,
+        600_000,
         ge=0,
         description="Planner, with a filter: search exactly when matching points × dim is at most this "
-        "(benchmarks/RESULTS.md, planner section: the filtered graph is faster above it).",
+        "(benchmarks/RESULTS.md, filtered search section: the post-filtered graph is faster above it).",
     )
     checkpoint_every: int = Field(
         50_000, ge=1, description="Write an HNSW checkpoint after this many points changed since the last one."
