@@ -135,7 +135,7 @@ class Collection:
             config = CollectionConfig.from_json(store.get_meta("config"))
             embedder = embedders.get(config.embedder) if config.embedder else None
             collection = cls(folder, config, store, settings, embedder)
-            seq_of_slot = collection._table.load(store.points())
+            seq_of_slot = collection._table.load(store.points(), store.max_slot() + 1)
         except BaseException:
             store.close()
             raise

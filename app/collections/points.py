@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -39,23 +39,26 @@ class PointTable:
         """Slots in use or freed: every slot number is below this."""
         return self.exact.size
 
-    def load(self, rows: list[StoredPoint]) -> np.ndarray:
-        """Fill from the stored rows (in slot order); returns each slot's write sequence number."""
-        size = rows[-1].slot + 1 if rows else 0
+    def load(self, chunks: Iterable[list[StoredPoint]], size: int) -> np.ndarray:
+        """Fill from the stored rows, chunk by chunk in slot order, every slot below `size`; returns each slot's
+        write sequence number."""
         self.ids = [None] * size
         self.payloads = [None] * size
+        self.exact.reserve(size)
         seq_of_slot = np.zeros(size, np.int64)
-        for row in rows:
-            pid = orjson.loads(row.id_json)
-            self.ids[row.slot], self.slot_of[pid] = pid, row.slot
-            self.payloads[row.slot] = None if row.payload is None else row.payload.encode()
-            seq_of_slot[row.slot] = row.seq
-            if row.payload is not None:
-                self.payload_index.set(row.slot, orjson.loads(row.payload))
-        if rows:
-            slots = np.fromiter((r.slot for r in rows), np.int64, len(rows))
-            vectors = np.frombuffer(b"".join(r.vector for r in rows), np.float32).reshape(len(rows), -1)
-            self.exact.upsert(slots, vectors)
+        for rows in chunks:
+            slots = [row.slot for row in rows]
+            parsed = [None if row.payload is None else orjson.loads(row.payload) for row in rows]
+            for row, slot in zip(rows, slots, strict=True):
+                pid = orjson.loads(row.id_json)
+                self.ids[slot], self.slot_of[pid] = pid, slot
+                self.payloads[slot] = None if row.payload is None else row.payload.encode()
+            at = np.asarray(slots, np.int64)
+            seq_of_slot[at] = [row.seq for row in rows]
+            self.payload_index.load(slots, parsed)
+            self.exact.upsert(
+                at, np.frombuffer(b"".join(row.vector for row in rows), np.float32).reshape(len(rows), -1)
+            )
         self.free = sorted(set(range(size)) - set(self.slot_of.values()), reverse=True)
         return seq_of_slot
 

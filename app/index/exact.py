@@ -32,6 +32,10 @@ class ExactIndex:
     def nbytes(self) -> int:
         return self._vectors.nbytes + self._alive.nbytes
 
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` slots at once (a load that knows its size copies nothing while it grows)."""
+        self._ensure_capacity(rows)
+
     def vectors(self, slots: np.ndarray) -> np.ndarray:
         return self._vectors[slots]
 

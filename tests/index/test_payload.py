@@ -158,3 +158,41 @@ def test_a_value_of_another_type_is_left_out_of_an_index_added_later() -> None:
     raw = [orjson.dumps({"size": "large"}), orjson.dumps({"size": 3})]
     found = index.mask({"must": [{"key": "size", "range": {"gt": 0}}]}, 2, Rows(raw, list, lambda key, text: None))
     assert found.tolist() == [False, True]
+
+
+def test_loading_at_open_indexes_what_setting_point_by_point_does() -> None:
+    schema = {
+        "cat": "keyword",
+        "price": "float",
+        "stock": "integer",
+        "sale": "bool",
+        "tags": "keyword",
+        "m.k": "keyword",
+    }
+    odd = [  # values of another type are left out by both ways; a nested key; duplicates in a list
+        {"cat": 5, "price": "cheap", "stock": 2.5, "sale": 1, "tags": ["a", 3]},
+        {"m": {"k": "deep"}, "tags": ["b", "b"], "stock": 2**60, "price": True},
+    ]
+    payloads = [*PAYLOADS, *odd]
+    one_by_one, loaded = PayloadIndex(schema), PayloadIndex(schema)
+    for slot, payload in enumerate(payloads):
+        one_by_one.set(slot, payload)
+    loaded.load(list(range(4)), payloads[:4])  # in two chunks, as a collection opens
+    loaded.load(list(range(4, len(payloads))), payloads[4:])
+    for key in schema:
+        present = np.ones(len(payloads), bool)
+        if schema[key] == "keyword":
+            assert loaded.keywords(key, np.arange(len(payloads))) == one_by_one.keywords(key, np.arange(len(payloads)))
+        else:
+            np.testing.assert_array_equal(
+                loaded.numbers(key, np.arange(len(payloads))), one_by_one.numbers(key, np.arange(len(payloads)))
+            )
+        flt = {"must": [{"is_empty": {"key": key}}]}
+        raw = [None if p is None else orjson.dumps(p) for p in payloads]
+        r = Rows(raw, lambda ids: [], lambda key, text: None, False)
+        np.testing.assert_array_equal(
+            loaded.mask(flt, len(payloads), r, present), one_by_one.mask(flt, len(payloads), r, present)
+        )
+    for value in ("red", "b", "deep", "a"):
+        flt = {"must": [{"key": "tags", "match": value}]}
+        assert loaded.mask(flt, len(payloads), r).tolist() == one_by_one.mask(flt, len(payloads), r).tolist()

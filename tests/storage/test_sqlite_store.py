@@ -41,11 +41,15 @@ def test_batches_get_increasing_sequence_numbers_that_survive_a_reopen(tmp_path:
         store.close()
 
 
+def stored(store: PointStore) -> list[StoredPoint]:
+    return [point for chunk in store.points() for point in chunk]
+
+
 def test_points_round_trip_in_slot_order_with_their_batch(store: PointStore) -> None:
     store.write_batch([('"z"', 2, vec(1, 0), '{"n":2}'), ("5", 0, vec(0, 1), None)], [])
     store.write_batch([('"5"', 1, vec(2, 2), '{"s":"five"}')], [])  # the string "5" is not the integer 5
     store.write_batch([('"z"', 2, vec(9, 9), None)], [])  # replaced: new vector, payload gone, new seq
-    assert store.points() == [
+    assert [point for chunk in store.points(chunk=2) for point in chunk] == [
         StoredPoint("5", 0, vec(0, 1), None, 1),
         StoredPoint('"5"', 1, vec(2, 2), '{"s":"five"}', 2),
         StoredPoint('"z"', 2, vec(9, 9), None, 3),
@@ -54,7 +58,7 @@ def test_points_round_trip_in_slot_order_with_their_batch(store: PointStore) -> 
 
 def test_a_failing_batch_leaves_nothing_behind(store: PointStore) -> None:
     store.write_batch([('"a"', 0, vec(1, 1), None), ('"b"', 1, vec(2, 2), None)], [], [('"a"', "text", b"x"), None])
-    before = store.points()
+    before = stored(store)
     # the delete and the first upsert are fine, the second upsert breaks a NOT NULL column: none of it may stay
     with pytest.raises(sqlite3.IntegrityError):
         store.write_batch(
@@ -63,7 +67,7 @@ def test_a_failing_batch_leaves_nothing_behind(store: PointStore) -> None:
             [('"c"', "text", b"c"), None],
         )
     assert store.seq == 1 and store.get_meta("seq") == 1
-    assert store.points() == before
+    assert stored(store) == before
     assert store.tombstones_after(0) == []
     assert store.sources(['"a"', '"c"']) == {'"a"': ("text", b"x")}
     assert store.write_batch([('"c"', 2, vec(3, 3), None)], []) == 2  # the store still works, the seq was not used up
@@ -72,7 +76,7 @@ def test_a_failing_batch_leaves_nothing_behind(store: PointStore) -> None:
 def test_a_batch_with_a_bad_source_is_undone_too(store: PointStore) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.write_batch([('"a"', 0, vec(1, 1), None)], [], [('"a"', None, b"x")])  # type: ignore[list-item]
-    assert store.points() == [] and store.seq == 0
+    assert [point for chunk in store.points(chunk=2) for point in chunk] == [] and store.seq == 0
 
 
 def test_sources_are_replaced_kept_or_deleted_with_their_point(store: PointStore) -> None:
@@ -142,7 +146,7 @@ def test_tombstones_remember_deletes_until_a_checkpoint_prunes_them(store: Point
     assert sorted(store.tombstones_after(0)) == [3]
     store.prune_tombstones(4)
     assert store.tombstones_after(0) == []
-    assert [p.id_json for p in store.points()] == ['"4"', '"2"']
+    assert [p.id_json for p in stored(store)] == ['"4"', '"2"']
 
 
 def test_meta_round_trips_json(store: PointStore) -> None:
@@ -160,7 +164,7 @@ def test_backup_is_one_self_contained_file_with_every_point(store: PointStore, t
     assert not (tmp_path / "copy.db-wal").exists()
     copy = PointStore(dest)
     try:
-        assert copy.points() == store.points() and copy.seq == 1
+        assert stored(copy) == stored(store) and copy.seq == 1
         assert list(copy.events()) == [[("u", '"a"', "view", 1.0, 1.0)]]
     finally:
         copy.close()
