@@ -138,6 +138,8 @@ def test_a_filtered_graph_search_filters_a_wide_list_and_falls_back_when_it_hold
             # On the event loop only the quick way is taken: a list holding too few matches goes to a worker.
             inline = search_inline(c, Query(vector=query, k=10, filter=flt, with_payload=False))
             assert (inline is None) if fallback else (inline is not None and inline.hits == res.hits)
+        wide = Query(vector=query, k=250, filter={"must": [{"key": "side", "match": "near"}]})
+        assert search_inline(c, wide) is None  # reads 1,112 results: more than the event loop may take on
         unindexed = {"must": [{"key": "colour", "match": "red"}]}  # read from every payload: never inline
         assert search_inline(c, Query(vector=query, k=10, filter=unindexed)) is None
     finally:
