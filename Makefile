@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 
 # Where torch comes from. PyPI's Linux torch is a CUDA build (nvidia and triton wheels, gigabytes), so the
 # PyTorch CPU index is searched beside the configured ones and its 2.13.0+cpu wins; where it cannot be reached,
-# pip warns (a few seconds) and takes what PyPI or a local wheel folder has. A GPU build:
+# pip warns (about 8 s of retries) and takes what PyPI or a local wheel folder has. A GPU build:
 # make run TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install torch==2.13.0 --extra-index-url $(TORCH_INDEX_URL)  # first: nothing else may pull a CUDA build
+	$(BIN)/pip install --no-deps torch==2.13.0 --extra-index-url $(TORCH_INDEX_URL)  # first: nothing may pull CUDA torch
+	$(BIN)/pip install -q torch==2.13.0  # its dependencies, from the usual indexes (the build above meets the pin)
 	$(BIN)/pip install -q -e '.[models,test,bench,parquet]' -e './sdk[all]'
 	touch $(STAMP)
 
