@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -12,9 +13,32 @@ from pydantic import ValidationError
 from app.cli.remote import bench_command, collections_command, export_command, import_command
 from app.cli.transport import with_deadlines
 from app.core.config import Settings
+from app.storage.lockfile import DataDirLock, DataDirLocked
 
 
-@click.group()
+class _Commands(click.Group):
+    """Ordinary failures end in one line, not a traceback: a server that is not running or refuses a request,
+    a data directory another server holds, Ctrl-C (with how an import resumes)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            resume = (
+                "; run the same command again to go on where it stopped" if ctx.invoked_subcommand == "import" else ""
+            )
+            interrupted = click.ClickException(f"interrupted{resume}")
+            interrupted.exit_code = 130  # what a shell reports for Ctrl-C
+            raise interrupted from None
+        except Exception as err:
+            if not type(err).__module__.startswith("umbrella_client"):
+                raise
+            refused = getattr(err, "code", "") == "connection_failed"
+            hint = " (is `umbrella serve` running? --url or UMBRELLA_URL says where to look)" if refused else ""
+            raise click.ClickException(f"{err}{hint}") from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Umbrella vector search."""
 
@@ -35,6 +59,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: st
         raise click.ClickException("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
     if refusal := settings.unsafe_bind():
         raise click.ClickException(refusal)
+    lock = DataDirLock(settings.data_dir)  # inside uvicorn's startup, a held directory ends in a traceback
+    try:
+        lock.acquire()
+    except DataDirLocked as err:
+        raise click.ClickException(f"{err}: stop that server, or serve another --data-dir") from None
+    lock.release()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
