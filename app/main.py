@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from app.api import collections, health, metrics, points, recommend, search, snapshots
 from app.api.access import GuardedRoute, Keys
+from app.api.docs import ASSET_PATHS, install_docs
 from app.api.errors import install_error_handlers
 from app.api.guard import DOCS_PATHS, Guard
 from app.api.openapi import install_documented_bodies
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=VERSION,
         summary="Vector similarity search: HNSW with an exact fallback, durable in SQLite.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: app/api/docs.py serves local copies
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Guard,
         max_body_bytes=settings.max_body_bytes,
         keys=Keys(settings.api_key, settings.read_only_api_key),
-        open_paths=open_paths | (DOCS_PATHS if settings.public_docs else set()),
+        open_paths=open_paths | (DOCS_PATHS | ASSET_PATHS if settings.public_docs else set()),
     )
     app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s
     install_error_handlers(app)
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in ROUTED:
         app.include_router(module.router)
     install_documented_bodies(app)
+    install_docs(app)
     return app
 
 

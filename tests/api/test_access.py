@@ -193,6 +193,12 @@ def test_docs_follow_public_docs(tmp_path: Path) -> None:
         assert client.get("/healthz").status_code == 200
     with TestClient(create_app(Settings(data_dir=tmp_path, api_key=ADMIN_KEY))) as client:
         assert client.get("/openapi.json").status_code == 200  # the default: open
+        for page, script in (("/docs", "/docs/swagger-ui-bundle.js"), ("/redoc", "/docs/redoc.standalone.js")):
+            html = client.get(page).text
+            assert f'src="{script}"' in html and "https://" not in html  # works offline: nothing from a CDN
+            asset = client.get(script)
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith("text/javascript")
+        assert client.get("/docs/swagger-ui.css").status_code == 200
 
 
 def test_the_spec_shows_the_rule_of_every_operation(guarded: TestClient) -> None:
