@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,10 +30,23 @@ def vm_rss_kb(pid: int | str = "self") -> int:
 
 
 class Server:
-    """One server on one data dir; each start() takes a fresh port and appends to the same log."""
+    """One server on one data dir; each start() takes a fresh port and appends to the same log.
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    By default `python -m app.cli serve`; `command(port)` starts another (granian, Chroma's server) that
+    answers `health` once up, with `env` added to this process's environment.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        command: Callable[[int], list[str]] | None = None,
+        health: str = "/healthz",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir, self.log_path = Path(data_dir), Path(log_path)
+        self.command, self.health, self.env = command, health, env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.started_at = 0.0
@@ -47,20 +61,21 @@ class Server:
         return self.proc.pid
 
     def start(self, timeout: float = 900.0) -> Server:
-        """Spawn `python -m app.cli serve` and return once /healthz answers 200 (after the lifespan has
+        """Spawn the server and return once its health path answers 200 (for ours, after the lifespan has
         opened every collection, which for 400k points takes a while)."""
         self.port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        default = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--data-dir", str(self.data_dir)]  # fmt: skip
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start on port {self.port} =====\n".encode())
             log.flush()
             self.started_at = time.perf_counter()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir)],
+                self.command(self.port) if self.command else default,
                 cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        self._poll("/healthz", timeout)
+        self._poll(self.health, timeout)
         return self
 
     def wait_ready(self, timeout: float = 1800.0) -> float:

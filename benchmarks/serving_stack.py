@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from benchmarks._server import REPO_ROOT, free_port
+from benchmarks._server import REPO_ROOT, Server
 from benchmarks._wrk import LUA, run_wrk
 from benchmarks.glove import load_glove
 
@@ -40,33 +40,21 @@ def make():
 """
 
 
-def start(kind: str, data: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "UMBRELLA_DATA_DIR": str(data), "PYTHONPATH": f"{tmp}{os.pathsep}{REPO_ROOT}"}
+def server(kind: str, data: Path, tmp: Path) -> Server:
+    """`umbrella serve`, or granian serving the same app on the same data, started and ready."""
     if kind == "uvicorn":
-        cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        started = Server(data, tmp / "uvicorn.log").start()
     else:
-        granian = shutil.which("granian", path=os.path.dirname(sys.executable)) or "granian"
-        cmd = [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-               "--no-ws", "--log-level", "warning", "--factory", "umbrella_factory:make"]  # fmt: skip
-    with open(tmp / f"{kind}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{kind} did not become ready; see {tmp / f'{kind}.log'}")
+        env = {"UMBRELLA_DATA_DIR": str(data), "PYTHONPATH": f"{tmp}{os.pathsep}{REPO_ROOT}"}
+        started = Server(data, tmp / "granian.log", command=_granian, env=env).start()
+    started.wait_ready()
+    return started
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(120)
+def _granian(port: int) -> list[str]:
+    granian = shutil.which("granian", path=os.path.dirname(sys.executable)) or "granian"
+    return [granian, "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+            "--no-ws", "--log-level", "warning", "--factory", "umbrella_factory:make"]  # fmt: skip
 
 
 def load(url: str, n: int) -> None:
@@ -125,19 +113,19 @@ def main() -> None:
                 orjson.dumps({"vector": q, "k": 10, "with_payload": False}, option=option).decode() for q in queries
             )
         )
-        proc, url = start("uvicorn", data, tmp)
+        loading = server("uvicorn", data, tmp)
         try:
-            load(url, args.n)
+            load(loading.url, args.n)
         finally:
-            stop(proc)
+            loading.stop()
         rates: dict[str, list[float]] = {"uvicorn": [], "granian": []}
         for run in range(args.runs):
             for kind in rates:
-                proc, url = start(kind, data, tmp)
+                running = server(kind, data, tmp)
                 try:
-                    rates[kind].append(qps(url, bodies))
+                    rates[kind].append(qps(running.url, bodies))
                 finally:
-                    stop(proc)
+                    running.stop()
             print(f"run {run}: " + ", ".join(f"{k} {v[-1]:,.0f} q/s" for k, v in rates.items()), flush=True)
         medians = {k: statistics.median(v) for k, v in rates.items()}
         print(
@@ -145,11 +133,11 @@ def main() -> None:
             + f"; granian / uvicorn {medians['granian'] / medians['uvicorn']:.2f}×"
         )
         if args.profile:
-            proc, url = start("uvicorn", data, tmp)
+            running = server("uvicorn", data, tmp)
             try:
-                profile(url, proc.pid, bodies, tmp)
+                profile(running.url, running.pid, bodies, tmp)
             finally:
-                stop(proc)
+                running.stop()
 
 
 if __name__ == "__main__":

@@ -23,23 +23,24 @@ import glob
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks._server import REPO_ROOT as REPO
+from benchmarks._server import Server
+
 os.environ.setdefault("LOG_FILE", str(REPO / "benchmarks/out/vectordb_bench.log"))  # read when it is imported
 
-from vectordb_bench.backend.clients.api import DBCaseConfig, VectorDB  # noqa: E402
+from vectordb_bench.backend.clients.api import DBCaseConfig, VectorDB
 
 COLLECTION = "vdbbench"
 M, EF_CONSTRUCTION, EF, K = 16, 200, 128, 100
@@ -131,31 +132,15 @@ def write_dataset(folder: Path, n: int) -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def umbrella_serve(folder: Path, port: int) -> list[str]:
+    """Our server, in the project's own environment (this one is VectorDBBench's)."""
+    return [str(REPO / ".venv/bin/python"), "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(folder)]  # fmt: skip
 
 
-@contextmanager
-def server(cmd: list[str], url: str, probe: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + probe).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            raise RuntimeError(f"{cmd[0]} did not answer {probe}; see {log}")
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(120)
+def chroma_run(folder: Path, port: int) -> list[str]:
+    return [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(folder), "--host", "127.0.0.1",
+            "--port", str(port)]  # fmt: skip
 
 
 def run_case(db: str, extra: list[str], dataset: Path, n: int, clients: str, seconds: int, label: str) -> None:
@@ -180,19 +165,20 @@ def main() -> None:
     dataset = work / "glove"
     write_dataset(dataset, args.n)
     stamp = time.strftime("%Y%m%d%H%M%S")
-    umbrella_port, chroma_port = free_port(), free_port()
-    umbrella_url, chroma_url = f"http://127.0.0.1:{umbrella_port}", f"http://127.0.0.1:{chroma_port}"
-    os.environ["UMBRELLA_VDB_URL"] = umbrella_url
-    serve = [str(REPO / ".venv/bin/python"), "-m", "app.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(umbrella_port), "--data-dir", str(work / "umbrella")]  # fmt: skip
-    with server(serve, umbrella_url, "/healthz", work / "umbrella.log"):
+    umbrella = Server(work / "umbrella", work / "umbrella.log", command=partial(umbrella_serve, work / "umbrella"))
+    try:
+        os.environ["UMBRELLA_VDB_URL"] = umbrella.start().url  # VectorDBBench's spawned workers inherit it
         run_case("test", [], dataset, args.n, args.clients, args.seconds, f"umbrella-{stamp}")
-    chroma = [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(work / "chroma"),
-              "--host", "127.0.0.1", "--port", str(chroma_port)]  # fmt: skip
-    with server(chroma, chroma_url, "/api/v2/heartbeat", work / "chroma.log"):
-        extra = ["--host", "127.0.0.1", "--port", str(chroma_port), "--m", str(M),
+    finally:
+        umbrella.stop()
+    chroma = Server(work / "chroma", work / "chroma.log", command=partial(chroma_run, work / "chroma"),
+                    health="/api/v2/heartbeat").start()  # fmt: skip
+    try:
+        extra = ["--host", "127.0.0.1", "--port", str(chroma.port), "--m", str(M),
                  "--ef-construct", str(EF_CONSTRUCTION), "--ef-search", str(EF)]  # fmt: skip
         run_case("chroma", extra, dataset, args.n, args.clients, args.seconds, f"chroma-{stamp}")
+    finally:
+        chroma.stop()
     report(stamp)
     shutil.rmtree(work, ignore_errors=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import fastapi_offline
@@ -16,38 +17,42 @@ ASSET_PATHS = frozenset(f"/docs/{name}" for name in ASSET_FILES)
 
 
 def install_docs(app: FastAPI) -> None:
-    """/docs (Swagger UI), /redoc and their scripts, for an app made with docs_url=None, redoc_url=None."""
-
-    async def swagger(_: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
+    """/docs (Swagger UI), /redoc and their scripts, for an app made with docs_url=None, redoc_url=None. The
+    pages are the same for every request: they are made once, here."""
+    title = f"{app.title} — API"
+    pages = {
+        "/docs": get_swagger_ui_html(
             openapi_url="/openapi.json",
-            title=f"{app.title} — API",
+            title=title,
             swagger_js_url="/docs/swagger-ui-bundle.js",
             swagger_css_url="/docs/swagger-ui.css",
             swagger_favicon_url="/docs/favicon.png",
             oauth2_redirect_url="/docs/oauth2-redirect",
-        )
-
-    async def oauth2_redirect(_: Request) -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-    async def redoc(_: Request) -> HTMLResponse:
-        return get_redoc_html(
+        ),
+        "/docs/oauth2-redirect": get_swagger_ui_oauth2_redirect_html(),
+        "/redoc": get_redoc_html(
             openapi_url="/openapi.json",
-            title=f"{app.title} — API",
+            title=title,
             redoc_js_url="/docs/redoc.standalone.js",
             redoc_favicon_url="/docs/favicon.png",
             with_google_fonts=False,
-        )
-
-    def asset(name: str):  # type: ignore[no-untyped-def]
-        async def send(_: Request) -> FileResponse:
-            return FileResponse(ASSETS / name, headers={"cache-control": "public, max-age=86400"})
-
-        return send
-
-    app.add_route("/docs", swagger, include_in_schema=False)
-    app.add_route("/docs/oauth2-redirect", oauth2_redirect, include_in_schema=False)
-    app.add_route("/redoc", redoc, include_in_schema=False)
+        ),
+    }
+    for path, page in pages.items():
+        app.add_route(path, _page(page.body), include_in_schema=False)
     for name in ASSET_FILES:
-        app.add_route(f"/docs/{name}", asset(name), include_in_schema=False)
+        app.add_route(f"/docs/{name}", _asset(ASSETS / name), include_in_schema=False)
+
+
+def _page(html: bytes) -> Callable[[Request], Awaitable[HTMLResponse]]:
+    async def send(_: Request) -> HTMLResponse:
+        return HTMLResponse(html)
+
+    return send
+
+
+def _asset(path: Path) -> Callable[[Request], Awaitable[FileResponse]]:
+    async def send(_: Request) -> FileResponse:
+        return FileResponse(path, headers={"cache-control": "public, max-age=86400"})
+
+    return send

@@ -17,7 +17,8 @@ _ABSENT, _LIVE, _DELETED = 0, 1, 2
 # new vector gets a new node (its old one marked deleted) instead of hnswlib's in-place update, which repairs
 # every neighbour's links and inserts 10x slower (benchmarks/RESULTS.md, "Re-upserting stored points").
 _SLOT_BITS = 32
-_SLOT_MASK = np.uint64((1 << _SLOT_BITS) - 1)
+_SLOT_INT_MASK = (1 << _SLOT_BITS) - 1  # for the Python ints hnswlib hands a filter
+_SLOT_MASK = np.uint64(_SLOT_INT_MASK)
 _NEXT_GENERATION = np.uint64(1 << _SLOT_BITS)
 
 
@@ -138,7 +139,7 @@ class HnswIndex:
             return np.empty((len(q), 0), np.int64), np.empty((len(q), 0), np.float32)
         admit = None
         if allowed is not None:  # hnswlib passes labels; a slot's later nodes carry its generation above it
-            admit = allowed.__getitem__ if not self._dead else lambda label: allowed[label & 0xFFFFFFFF]
+            admit = allowed.__getitem__ if not self._dead else lambda label: allowed[label & _SLOT_INT_MASK]
         with self._query_lock:
             self._graph.set_ef(max(ef or self.ef, k))
             try:

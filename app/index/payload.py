@@ -27,14 +27,19 @@ class _KeywordField:
         self.by_slot: dict[int, tuple[str, ...]] = {}
         self._arrays: dict[str, np.ndarray] = {}
 
-    def check(self, key: str, value: Any) -> None:
+    @staticmethod
+    def _strings(value: Any) -> tuple[str, ...] | None:
+        """The distinct strings of a keyword value (a string or a list of them); None for any other value."""
         values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str) for v in values):
+        return tuple(dict.fromkeys(values)) if all(isinstance(v, str) for v in values) else None
+
+    def check(self, key: str, value: Any) -> None:
+        if self._strings(value) is None:
             raise InvalidInput(f"payload field '{key}' is declared keyword: use a string or a list of strings")
 
     def set(self, slot: int, value: Any) -> None:
         self.remove(slot)
-        values = tuple(dict.fromkeys(value if isinstance(value, list) else [value]))
+        values = self._strings(value) or ()
         self.by_slot[slot] = values
         for v in values:
             self.postings.setdefault(v, set()).add(slot)
@@ -50,13 +55,8 @@ class _KeywordField:
         out, as `_store` leaves them out."""
         postings = self.postings
         for slot, value in zip(slots, values, strict=True):
-            if value is None:
-                continue
-            if isinstance(value, str):
-                kept: tuple[str, ...] = (value,)
-            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-                kept = tuple(dict.fromkeys(value))
-            else:
+            kept = None if value is None else self._strings(value)
+            if kept is None:
                 continue
             self.by_slot[slot] = kept
             for v in kept:

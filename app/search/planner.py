@@ -33,10 +33,14 @@ def post_filter_beam(ef: int, k: int, selectivity: float) -> tuple[int, int]:
     like a filtered one's, at most twice: the matches sit deeper in the list than an unfiltered top k.
     """
     wide = math.ceil(POST_FILTER_OVERSAMPLE * k / max(selectivity, 1e-9))
-    return wide, max(wide, int(max(ef, k) * min(2.0, max(1.0, selectivity**-0.5))))
+    return wide, max(wide, _widened(ef, k, selectivity, at_most=2.0))
 
 
 def filtered_ef(ef: int, k: int, selectivity: float, max_ef: int) -> int:
     """A wider beam for a filtered graph search: rejected nodes still cost steps, so look further."""
-    widen = min(8.0, max(1.0, (1.0 / max(selectivity, 1e-9)) ** 0.5))
-    return min(max_ef, int(max(ef, k) * widen))
+    return min(max_ef, _widened(ef, k, selectivity, at_most=8.0))
+
+
+def _widened(ef: int, k: int, selectivity: float, *, at_most: float) -> int:
+    """The beam max(ef, k) times 1/√selectivity, by at most `at_most`."""
+    return int(max(ef, k) * min(at_most, max(1.0, max(selectivity, 1e-9) ** -0.5)))

@@ -69,9 +69,13 @@ def search_inline(collection: Catalog, query: Query) -> SearchResult | None:
     exact search over many points or a graph search with the filter inside can take tens of milliseconds,
     which on the event loop would stall every other request.
     """
-    if query.needs_embedding or query.exact or query.words is not None or query.mode not in (None, "dense"):
-        return None
-    if not query.plain:
+    if (
+        query.needs_embedding
+        or query.exact
+        or query.words is not None
+        or query.mode not in (None, "dense")
+        or not query.plain
+    ):
         return None
     try:
         with collection.try_reading() as view:
