@@ -93,12 +93,11 @@ todo and [__import__('sentence_transformers').SentenceTransformer(n, device='cpu
     "$MODELS" \
  && rm -rf /tmp/hf
 
-# the application and the SDK (`umbrella import|export|collections|bench` talk to a server through
-# it; it adds httpx), then a check that every model loads offline the way the server looks it up
+# the application with the SDK it ships (`umbrella import|export|collections|bench` talk to a server
+# through it), then a check that every model loads offline the way the server looks it up
 COPY app /src/app
 COPY sdk /src/sdk
 RUN pip install --no-deps --no-build-isolation /src \
- && pip install --no-build-isolation /src/sdk \
  && pip check \
  && umbrella import --help >/dev/null \
  && rm -rf /src /tmp/wheels \

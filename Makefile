@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --no-deps torch==2.13.0 --extra-index-url $(TORCH_INDEX_URL)  # first: nothing may pull CUDA torch
 	$(BIN)/pip install -q torch==2.13.0  # its dependencies, from the usual indexes (the build above meets the pin)
-	$(BIN)/pip install -q -e '.[models,test,bench,parquet]' -e './sdk[all]'
+	$(BIN)/pip install -q -e '.[models,test,bench,parquet]'  # the SDK comes with it (pyproject.toml)
 	touch $(STAMP)
 
 run: $(STAMP)  ## start the server on http://127.0.0.1:8000, data in ./indexes
@@ -37,8 +37,9 @@ test-docker: $(STAMP)  ## build the image, docker compose up, talk to it, restar
 fuzz: $(STAMP)  ## schemathesis for 30 minutes against a fresh seeded server (CI runs 2 minutes of it in make test)
 	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-1800}
 
-bench: $(STAMP)  ## the GloVe benchmark; writes benchmarks/RESULTS.md
-	$(BIN)/python -m benchmarks.glove
+BENCH_OUT ?= benchmarks/out/glove.md
+bench: $(STAMP)  ## the GloVe benchmark (needs wrk); writes BENCH_OUT (BENCH_OUT=benchmarks/RESULTS.md updates ours)
+	$(BIN)/python -m benchmarks.glove --out $(BENCH_OUT)
 
 VDB := .venv-vdb
 $(VDB)/.installed:  # VectorDBBench pins its own versions of what the server uses: it gets its own venv

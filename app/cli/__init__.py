@@ -18,9 +18,11 @@ from app.storage.lockfile import DataDirLock, DataDirLocked
 
 class _Commands(click.Group):
     """Ordinary failures end in one line, not a traceback: a server that is not running or refuses a request,
-    a data directory another server holds, Ctrl-C (with how an import resumes)."""
+    a data directory another server holds, Ctrl-C (with how an import resumes). `--debug` lets them through."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if ctx.params.get("debug"):
+            return super().invoke(ctx)
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -39,15 +41,17 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands)
-def main() -> None:
-    """Umbrella vector search."""
+@click.version_option(package_name="umbrella", prog_name="umbrella")
+@click.option("--debug", is_flag=True, help="Show the whole traceback of a failure, not one line.")
+def main(debug: bool) -> None:
+    """Umbrella vector search: `serve` runs the server; the other commands talk to a running one."""
 
 
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default UMBRELLA_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default UMBRELLA_PORT or 8000).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data directory (default ./indexes).")
-@click.option("--api-key", default=None, help="Require this key in the api-key header.")
+@click.option("--api-key", default=None, help="Require this key in the api-key header (default UMBRELLA_API_KEY).")
 def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: str | None) -> None:
     """Run the server."""
     from app.main import create_app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -19,7 +21,8 @@ _FLOAT = re.compile(r"-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
 class Columns:
     id: str | None = "id"  # None: the row's line number is its id
     text: str = "text"
-    image: str = "image"  # a path to an image file, relative to the imported file's folder
+    image: str = "image"  # a path to an image file, relative to the imported file's folder, or a data: URI
+    sequence: str = "sequence"
     vector: str = "vector"
     payload: tuple[str, ...] | None = None  # None: every other column
     base_dir: Path = Path(".")
@@ -29,11 +32,10 @@ class Columns:
     def to_point(self, row: Row) -> dict[str, Any]:
         record = row.record
         point: dict[str, Any] = {"id": self._id(row)}
-        sources = [name for name in (self.vector, self.text, self.image) if _present(record.get(name))]
+        inputs = (self.vector, self.text, self.image, self.sequence)
+        sources = [name for name in inputs if _present(record.get(name))]
         if len(sources) != 1:
-            raise RowError(
-                f"line {row.line}: needs exactly one of the columns {self.vector!r}, {self.text!r}, {self.image!r}"
-            )
+            raise RowError(f"line {row.line}: needs exactly one of the columns {', '.join(map(repr, inputs))}")
         source = sources[0]
         if source == self.vector:
             point["vector"] = _vector(record[source], row.line)
@@ -41,9 +43,11 @@ class Columns:
                 raise RowError(f"line {row.line}: {len(point['vector'])} numbers, the collection holds {self.dim}")
         elif source == self.text:
             point["text"] = str(record[source])
+        elif source == self.sequence:
+            point["sequence"] = str(record[source])
         else:
             point["image"] = self._image(record[source], row.line)
-        used = {self.id, self.text, self.image, self.vector}
+        used = {self.id, *inputs}
         names = self.payload if self.payload is not None else [k for k in record if k not in used]
         payload = {k: self._cell(record[k]) for k in names if k in record and _present(record[k])}
         if payload:
@@ -63,6 +67,11 @@ class Columns:
         return value
 
     def _image(self, value: Any, line: int) -> bytes:
+        if isinstance(value, str) and value.startswith("data:"):  # what `umbrella export` writes
+            try:
+                return base64.b64decode(value.partition(",")[2], validate=True)
+            except binascii.Error:
+                raise RowError(f"line {line}: the image's data: URI is not base64") from None
         path = Path(str(value))
         path = path if path.is_absolute() else self.base_dir / path
         try:

@@ -17,8 +17,13 @@ from app.cli.importer import Rejected, import_file
 from app.cli.mapping import Columns
 from app.cli.rows import FORMATS, detect_format
 
-URL = click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="UMBRELLA_URL")
-API_KEY = click.option("--api-key", default=None, envvar="UMBRELLA_API_KEY", help="Sent as the api-key header.")
+URL = click.option(
+    "--url", default="http://127.0.0.1:8000", show_default=True, envvar="UMBRELLA_URL", show_envvar=True,
+    help="The server to talk to.",
+)  # fmt: skip
+API_KEY = click.option(
+    "--api-key", default=None, envvar="UMBRELLA_API_KEY", show_envvar=True, help="Sent as the api-key header."
+)
 
 
 def _client(url: str, api_key: str | None) -> Any:
@@ -34,9 +39,9 @@ def _sender(client: Any, collection: str) -> Any:
     def send(points: list[dict[str, Any]]) -> None:
         kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for p in points:
-            kinds[next(k for k in ("vector", "text", "image") if k in p)].append(p)
+            kinds[next(k for k in ("vector", "text", "image", "sequence") if k in p)].append(p)
         for kind, group in kinds.items():
-            column = {"vector": "vectors", "text": "texts", "image": "images"}[kind]
+            column = {"vector": "vectors", "text": "texts", "image": "images", "sequence": "sequences"}[kind]
             values: Any = [p[kind] for p in group]
             if kind == "vector":
                 values = np.asarray(values, dtype=np.float32)  # one length: Columns checked it against dim
@@ -78,7 +83,8 @@ def _field_types(specs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Default: from the file's suffix.")
 @click.option("--id", "id_column", default="id", show_default=True, help="Column of ids ('' = row numbers).")
 @click.option("--text", "text_column", default="text", show_default=True, help="Column of texts to embed.")
-@click.option("--image", "image_column", default="image", show_default=True, help="Column of image paths.")
+@click.option("--image", "image_column", default="image", show_default=True, help="Column of image paths, data: URIs.")
+@click.option("--sequence", "sequence_column", default="sequence", show_default=True, help="Column of sequences.")
 @click.option("--vector", "vector_column", default="vector", show_default=True, help="Column of vectors.")
 @click.option("--payload", default=None, help="Comma-separated payload columns (default: every other column).")
 @click.option("--create", "create_dim", type=int, default=None, help="Create the collection with this dimension.")
@@ -108,7 +114,7 @@ def _field_types(specs: tuple[str, ...]) -> dict[str, str]:
 @API_KEY
 def import_command(
     file: Path, collection: str, fmt: str | None, id_column: str, text_column: str, image_column: str,
-    vector_column: str, payload: str | None, create_dim: int | None, create_embedder: str | None,
+    sequence_column: str, vector_column: str, payload: str | None, create_dim: int | None, create_embedder: str | None,
     indexes: dict[str, str], lexical_fields: tuple[str, ...], batch_size: int, restart: bool, no_progress: bool,
     url: str, api_key: str | None,
 ) -> None:  # fmt: skip
@@ -122,6 +128,7 @@ def import_command(
         id=id_column or None if fmt != "npy" else None,
         text=text_column,
         image=image_column,
+        sequence=sequence_column,
         vector=vector_column if fmt != "npy" else "vector",
         payload=tuple(c.strip() for c in payload.split(",")) if payload else None,
         base_dir=file.parent,
@@ -163,23 +170,25 @@ def import_command(
 @click.command("export")
 @click.option("--collection", "-c", required=True)
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: stdout.")
-@click.option("--with-vectors", is_flag=True, help="Include the stored vectors.")
+@click.option("--with-vectors", is_flag=True, help="Write the stored vector of every point, not its source.")
 @URL
 @API_KEY
 def export_command(collection: str, out: Path | None, with_vectors: bool, url: str, api_key: str | None) -> None:
-    """Write every point of a collection as JSON Lines (id, payload, vector); `umbrella import` reads it back."""
+    """Write every point of a collection as JSON Lines that `umbrella import` reads back.
+
+    A row is the id, the payload's fields, and what the point was made from: its text, sequence or image
+    (a data: URI) where the collection keeps sources, else its vector.
+    """
     stream = out.open("w", encoding="utf-8") if out else sys.stdout
     written = 0
     try:
         with _client(url, api_key) as client:
+            with_source = client.get_collection(collection).store_source and not with_vectors
             offset = None
             while True:
-                page = client.scroll(collection, limit=1000, offset=offset, with_vector=with_vectors)
+                page = client.scroll(collection, limit=1000, offset=offset, with_vector=True, with_source=with_source)
                 for p in page.points:
-                    row: dict[str, Any] = {"id": p.id, **(p.payload or {})}
-                    if with_vectors:
-                        row["vector"] = np.asarray(p.vector).tolist()
-                    stream.write(json.dumps(row) + "\n")
+                    stream.write(json.dumps(_export_row(p)) + "\n")
                 written += len(page.points)
                 if page.next_offset is None:
                     break
@@ -188,6 +197,25 @@ def export_command(collection: str, out: Path | None, with_vectors: bool, url: s
         if out:
             stream.close()
     click.echo(f"exported {written} points", err=True)
+
+
+_ROW_COLUMNS = ("id", "vector", "text", "image", "sequence")  # what import reads as other than payload
+
+
+def _export_row(point: Any) -> dict[str, Any]:
+    if clash := sorted(set(point.payload or {}) & set(_ROW_COLUMNS)):
+        raise click.ClickException(
+            f"point {point.id!r} has a payload field named {clash[0]!r}, a column import reads as the point itself"
+        )
+    row: dict[str, Any] = {"id": point.id, **(point.payload or {})}
+    source = point.source or {}  # a point sent as a vector has none
+    if "image" in source:
+        row["image"] = f"data:image;base64,{source['image']}"
+    elif source:
+        row.update(source)
+    else:
+        row["vector"] = np.asarray(point.vector).tolist()
+    return row
 
 
 @click.command("collections")

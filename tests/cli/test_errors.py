@@ -68,3 +68,18 @@ def test_serving_a_data_directory_another_server_holds_is_one_line(tmp_path: Pat
         held.release()
     assert result.exit_code == 1
     assert "is in use by pid" in _one_line(result.output)
+
+
+def test_debug_shows_the_traceback_and_version_names_the_release() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(main, ["--debug", "collections", "--url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 1 and type(result.exception).__name__ == "ConnectionFailed"  # raised, not one line
+    version = CliRunner().invoke(main, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("umbrella, version ")
+
+
+def test_the_help_of_url_and_api_key_names_their_environment_variables() -> None:
+    result = CliRunner().invoke(main, ["export", "--help"])
+    assert "UMBRELLA_URL" in result.output and "UMBRELLA_API_KEY" in result.output

@@ -72,3 +72,44 @@ def test_import_csv_into_a_text_collection(server: ServerProcess, tmp_path: Path
     assert [h["id"] for h in words["results"]] == [3] and words["plan"] == "lexical"
     code, _, err = _run(server, "import", str(source), "-c", "shop", "--index", "price:text")
     assert code == 2 and "FIELD:TYPE" in err
+
+
+@pytest.mark.parametrize(
+    ("config", "column", "values"),
+    [
+        ({"embedder": {"kind": "kmer", "k": 3}, "store_source": True}, "sequence", ["ACGTAC", "GGCA"]),
+        ({"embedder": {"kind": "image"}, "store_source": True}, "image", ["red-bag.png", "blue-mug.png"]),
+        ({"embedder": {"kind": "image"}}, "image", ["red-bag.png", "blue-mug.png"]),  # no sources: vectors go
+        ({"dim": 3}, "vector", [[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]]),
+    ],
+    ids=["kmer-with-sources", "image-with-sources", "image-without-sources", "vectors"],
+)
+def test_export_without_vectors_imports_back_into_a_twin(
+    server: ServerProcess, tmp_path: Path, config: dict, column: str, values: list
+) -> None:
+    photos = Path(__file__).resolve().parents[2] / "examples" / "photos"
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": f"p-{i}", column: str(photos / v) if column == "image" else v, "n": i} for i, v in enumerate(values)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with server.client() as http:
+        for name in ("original", "twin"):
+            assert http.put(f"/collections/{name}", json=config).status_code in (200, 201)
+    assert _run(server, "import", str(source), "-c", "original")[0] == 0
+
+    exported = tmp_path / "out.jsonl"
+    code, _, err = _run(server, "export", "-c", "original", "-o", str(exported))
+    assert code == 0 and "exported 2 points" in err
+    code, out, err = _run(server, "import", str(exported), "-c", "twin")
+    assert code == 0 and "imported 2 of 2" in out, err
+
+    ids = [r["id"] for r in rows]
+    with server.client() as http:
+        got = [
+            http.post(f"/collections/{name}/points/get", json={"ids": ids, "with_vector": True, "with_source": True})
+            .json()["points"]
+            for name in ("original", "twin")
+        ]
+    assert [p["payload"] for p in got[1]] == [{"n": 0}, {"n": 1}]
+    for before, after in zip(*got, strict=True):
+        np.testing.assert_allclose(after["vector"], before["vector"], rtol=1e-6)
+        assert after.get("source") == before.get("source")  # kept where the original kept it
