@@ -3,7 +3,7 @@
     python -m benchmarks.hybrid [--seeds 0,1,2,3] [--products 5000] [--rounds 3] [--out benchmarks/RESULTS.md]
 
 A real server with the real text model (all-MiniLM-L6-v2) per seed: the generated catalogue of
-tests/support/catalogue.py (products with brands, model numbers, SKUs) loaded with a keyword index over
+app/demo/catalogue.py (products with brands, model numbers, SKUs) loaded with a keyword index over
 the embedded text, the SKU and the brand; 200 typed queries (50 each: exact code, brand + model,
 descriptive words, misspelled words). Recall@10 and MRR per kind for dense, lexical, and hybrid with
 weighted fusion at alpha 0.3 (the default)/0.4/0.5 and with rrf (k 60). Latency on the first seed: the 200 queries one
@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.demo.catalogue import KINDS, generate_catalogue, typed_queries
 from benchmarks._report import log, machine, ms, table, write_section
 from benchmarks._server import Server
-from tests.support.catalogue import KINDS, Quality, evaluate, generate_catalogue, load, ranked, typed_queries
+from tests.support.catalogue import Quality, evaluate, load, ranked
 
 SECTION = "## Keyword and hybrid search"
 VARIANTS: dict[str, dict[str, Any]] = {

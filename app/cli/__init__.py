@@ -10,6 +10,7 @@ import click
 import uvicorn
 from pydantic import ValidationError
 
+from app.cli.demo import demo_command
 from app.cli.remote import bench_command, collections_command, export_command, import_command
 from app.cli.transport import with_deadlines
 from app.core.config import Settings
@@ -81,5 +82,5 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, api_key: st
     )
 
 
-for command in (import_command, export_command, collections_command, bench_command):
+for command in (import_command, export_command, collections_command, bench_command, demo_command):
     main.add_command(command)

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from app.demo.catalogue import KINDS, generate_catalogue, typed_queries
 from tests.e2e.conftest import ServerProcess
-from tests.support.catalogue import KINDS, evaluate, generate_catalogue, load, ranked, typed_queries
+from tests.support.catalogue import evaluate, load, ranked
 
 pytestmark = pytest.mark.e2e
 

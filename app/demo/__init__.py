@@ -1,0 +1,1 @@
+"""A generated shop for demos, walkthroughs and tests: catalogue, product photos, shoppers and their events."""
