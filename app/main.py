@@ -22,6 +22,7 @@ from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
 from app.personalization.service import Personalization
 from app.search.recall import RecallMonitor
+from app.web import PAGE_PATHS, install_page
 
 VERSION = "0.1.0"
 # What each collection carries besides its points, attached when it opens and closed with it.
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Guard,
         max_body_bytes=settings.max_body_bytes,
         keys=Keys(settings.api_key, settings.read_only_api_key),
-        open_paths=open_paths | (DOCS_PATHS | ASSET_PATHS if settings.public_docs else set()),
+        open_paths=open_paths | PAGE_PATHS | (DOCS_PATHS | ASSET_PATHS if settings.public_docs else set()),
     )
     app.add_middleware(Telemetry, metrics=app.state.http_metrics, routes=routes)  # outermost: sees the guard's 401s
     install_error_handlers(app)
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     install_documented_bodies(app)
     install_docs(app)
+    install_page(app)
     return app
 
 

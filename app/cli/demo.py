@@ -34,9 +34,9 @@ def products_command(
 
     COLLECTION holds titles and descriptions, embedded by the server's text model, with a keyword index over
     the SKU and brand and a thumbnail in each payload; COLLECTION-photos holds a drawn photo of each product
-    (the model-free image embedder). Both have the same ids and payload indexes (category, brand, colour,
-    material, price). Views, clicks, carts and purchases of --users shoppers over the last 30 days go to
-    COLLECTION, and its ranker is trained on them.
+    (the model-free image embedder) with keywords over the titles. Both have the same ids and payload indexes
+    (category, brand, colour, material, price). Views, clicks, carts and purchases of --users shoppers over
+    the last 30 days go to COLLECTION, and its ranker is trained on them.
     """
     from umbrella_client.errors import NotFound
 
@@ -56,7 +56,10 @@ def products_command(
         )  # fmt: skip
         texts = [item.product.text for item in items]
         _upload(client, collection, "titles", texts=texts, ids=ids, payloads=[i.payload() for i in items])
-        client.create_collection(photos, embedder={"kind": "image"}, store_source=True, payload_indexes=INDEXES)
+        client.create_collection(  # keywords over the titles: words beside a photo narrow it down
+            photos, embedder={"kind": "image"}, store_source=True, payload_indexes=INDEXES,
+            lexical={"fields": ["title", "sku", "brand"]},
+        )  # fmt: skip
         pictures, plain = (item.picture() for item in items), [i.payload(thumbnail=False) for i in items]
         _upload(client, photos, "photos", images=pictures, ids=ids, payloads=plain)
         events = shopper_events(items, users, now=time.time(), seed=seed)
