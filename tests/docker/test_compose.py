@@ -259,6 +259,8 @@ def test_compose_up_serves_persists_and_tears_down(compose: Compose) -> None:
     with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as anonymous:
         assert anonymous.get("/healthz").status_code == 200  # open path
         assert anonymous.get("/collections").status_code == 401  # the key from the environment is required
+        page = anonymous.get("/ui/app.js")  # the page's files are in the installed package, not only the source tree
+        assert page.status_code == 200 and "collections" in page.text
 
     with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S, headers={"api-key": key}) as client:
         # vectors
