@@ -10,7 +10,7 @@ from anyio import CapacityLimiter
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
-from app.api import collections, health, metrics, points, recommend, search, snapshots
+from app.api import collections, embedder, health, metrics, points, recommend, search, snapshots
 from app.api.access import GuardedRoute, Keys
 from app.api.docs import ASSET_PATHS, install_docs
 from app.api.errors import install_error_handlers
@@ -20,16 +20,17 @@ from app.api.telemetry import HttpMetrics, Telemetry
 from app.collections.collection import PartFactory
 from app.collections.registry import CollectionRegistry
 from app.core.config import Settings
+from app.personalization.finetune import FineTuner
 from app.personalization.service import Personalization
 from app.search.recall import RecallMonitor
 from app.web import PAGE_PATHS, install_page
 
 VERSION = "0.1.0"
 # What each collection carries besides its points, attached when it opens and closed with it.
-PARTS: tuple[PartFactory, ...] = (RecallMonitor.attach, Personalization.attach)
+PARTS: tuple[PartFactory, ...] = (RecallMonitor.attach, Personalization.attach, FineTuner.attach)
 
 
-ROUTED = (health, collections, points, search, recommend, snapshots, metrics)
+ROUTED = (health, collections, points, search, recommend, embedder, snapshots, metrics)
 
 
 def api_routes() -> list[GuardedRoute]:

@@ -66,6 +66,14 @@ def _by_content(req: SearchRequest) -> bool:
     return req.vector is None and req.id is None
 
 
+async def _log(collection: Collection, requests: list[SearchRequest], results: list[SearchResult]) -> None:
+    """Keep the words and the ids shown of the searches that asked for it ("log"), in a thread: it is a write."""
+    pairs = zip(requests, results, strict=True)
+    searches = [(req.words, [hit.id for hit in res.hits]) for req, res in pairs if req.log]
+    if searches:
+        await run_in_threadpool(collection.log_searches, searches)
+
+
 async def search(request: Request, name: str) -> Response:
     """k nearest points to a vector, a text, a sequence, an image or a stored point, optionally filtered."""
     state = request.app.state
@@ -73,11 +81,13 @@ async def search(request: Request, name: str) -> Response:
     req = parse_body(SearchRequest, await request.body())
     if _by_content(req):  # decoding an image or embedding is work for a thread
         (result,) = await answer(collection, lambda: [to_query(req)], state.search_workers, embed=True)
+        await _log(collection, [req], [result])
         return json_response(result_json(result))
     query = to_query(req)  # one vector is quick to decode
     result = searcher.search_inline(collection, query)  # a plain graph query is answered here, no thread hop
     if result is None:
         (result,) = await answer(collection, lambda: [query], state.search_workers, embed=False)
+    await _log(collection, [req], [result])
     return json_response(result_json(result))
 
 
@@ -89,6 +99,7 @@ async def search_batch(request: Request, name: str) -> Response:
     check_batch(len(body.searches), state.settings.max_batch_queries, "queries")
     embed = any(_by_content(r) for r in body.searches)
     results = await answer(collection, lambda: [to_query(r) for r in body.searches], state.search_workers, embed=embed)
+    await _log(collection, body.searches, results)
     return json_response({"results": [result_json(r) for r in results]})
 
 

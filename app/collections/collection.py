@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,7 +23,7 @@ from app.collections.lexical import documents
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.collections.points import PointTable
 from app.collections.rwlock import RWLock
-from app.collections.view import EventRow, Part, ReadView, WouldBlock, prepare_vectors
+from app.collections.view import EventRow, Part, QueriedEvent, ReadView, WouldBlock, prepare_vectors
 from app.core.config import Settings
 from app.core.errors import CollectionNotFound, InvalidInput, PointNotFound
 from app.embedding.base import Embedder, Modality
@@ -426,9 +427,26 @@ class Collection:
     def stored_events(self) -> Iterator[list[EventRow]]:
         return self._store.events()
 
-    def add_events(self, rows: list[EventRow]) -> list[bool]:
-        """Store events durably; True for each one that was new."""
-        return self._store.add_events(rows)
+    def add_events(self, rows: list[EventRow], queries: list[str | None] | None = None) -> list[bool]:
+        """Store events durably, with the search words behind each where known; True for each one that was new."""
+        return self._store.add_events(rows, queries)
+
+    def queried_events(self) -> list[QueriedEvent]:
+        """(user, item key, type, time, query) of the stored events that name their search, oldest first."""
+        return self._store.queried_events()
+
+    def log_searches(self, searches: list[tuple[str, list[PointId]]]) -> None:
+        """Keep (query words, ids shown) of searches asked with "log", now, durably."""
+        now = time.time()
+        self._store.log_searches([(now, words, orjson.dumps(shown).decode()) for words, shown in searches])
+
+    def stored_sources(self, keys: list[str]) -> dict[str, Source]:
+        """What the points with these keys (ids as JSON) were embedded from, where kept; the others are absent."""
+        return self._store.sources(keys)
+
+    def search_log(self) -> list[tuple[float, str, list[PointId]]]:
+        """(time, query words, ids shown) of every logged search, oldest first."""
+        return [(at, words, orjson.loads(shown)) for at, words, shown in self._store.search_log()]
 
     # ---- reads ------------------------------------------------------------------------------
     def get(

@@ -1,7 +1,7 @@
 """Every file and folder name of a data directory and of a collection folder, spelled once.
 
 A data directory holds `.lock` (storage/lockfile.py: one server per directory), `.snapshots/<name>/`
-and one folder per collection. A collection folder holds DB_FILE, RANKER_FILE and the graph
+and one folder per collection. A collection folder holds DB_FILE, RANKER_FILE, FINETUNE_FILE, MODELS_DIR and the graph
 checkpoint (`checkpoint.json` and the `hnsw-<seq>.bin` it names: storage/checkpoint.py owns that format).
 """
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 DB_FILE = "points.db"  # the collection's SQLite database: points, payloads, sources, events
 RANKER_FILE = "ranker.json"  # the trained ranker (trained from the events, so not derivable on open)
+FINETUNE_FILE = "finetune.json"  # the last fine-tuning run of the text model: its report
+MODELS_DIR = "models"  # text models tuned for this collection, one folder per version (models/<version>/)
 SNAPSHOTS_DIR = ".snapshots"  # beside the collections, so dropping or restoring one keeps its snapshots
 TRASH_PREFIX = ".trash-"  # a folder being deleted; removed on start
 INCOMING_PREFIX = ".incoming-"  # a snapshot being unpacked; removed on start

@@ -14,11 +14,11 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import orjson
 
-from app.collections.models import CollectionConfig, Point, PointId
+from app.collections.models import CollectionConfig, Point, PointId, Source
 from app.collections.points import PointTable
 from app.core.config import Settings
 from app.core.errors import DimensionMismatch, InvalidVector
-from app.embedding.base import Modality
+from app.embedding.base import Embedder, Modality
 from app.index.base import prepare
 from app.index.hnsw import HnswIndex
 from app.index.payload import FacetValue
@@ -26,6 +26,7 @@ from app.index.tokens import match_expression
 
 T = TypeVar("T")
 EventRow = tuple[str, str, str, float, float]  # user, item key, type, value, time — as the store keeps them
+QueriedEvent = tuple[str, str, str, float, str]  # user, item key, type, time, the search words behind it
 LexicalSearch = Callable[[str, int | None], list[tuple[int, str, float]]]  # FTS5 query, limit → (slot, id, BM25)
 
 
@@ -212,6 +213,9 @@ class Catalog(Protocol):
     @property
     def folder(self) -> Path: ...
 
+    @property
+    def embedder(self) -> Embedder | None: ...
+
     def reading(self) -> AbstractContextManager[ReadView]:
         """A read view: writers wait for it, and it waits for a writer already queued (short reads)."""
         ...
@@ -238,4 +242,12 @@ class Catalog(Protocol):
 
     def stored_events(self) -> Iterator[list[EventRow]]: ...
 
-    def add_events(self, rows: list[EventRow]) -> list[bool]: ...
+    def add_events(self, rows: list[EventRow], queries: list[str | None] | None = None) -> list[bool]: ...
+
+    def queried_events(self) -> list[QueriedEvent]: ...
+
+    def log_searches(self, searches: list[tuple[str, list[PointId]]]) -> None: ...
+
+    def search_log(self) -> list[tuple[float, str, list[PointId]]]: ...
+
+    def stored_sources(self, keys: list[str]) -> dict[str, Source]: ...

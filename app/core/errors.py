@@ -11,18 +11,22 @@ UmbrellaError
 │   ├── InvalidImage
 │   ├── ImageTooLarge
 │   ├── ModelNotFound
-│   └── InvalidSnapshot         a snapshot file that is unreadable or fails its checksums
+│   ├── InvalidSnapshot         a snapshot file that is unreadable or fails its checksums
+│   └── CannotFinetune          a collection whose model cannot be tuned (its kind, no stored sources)
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
 │   ├── PointNotFound
 │   ├── UserNotFound
 │   ├── RankerNotFound
-│   └── SnapshotNotFound
+│   ├── SnapshotNotFound
+│   └── FinetuneNotFound        no fine-tuning run yet
 ├── AlreadyExists (409)
 │   └── CollectionExists
 ├── NotEnoughEvents (409)       too few interactions to train a ranker
+├── NotEnoughPairs (409)        too few (query, clicked item) pairs to fine-tune the text model
 ├── TrainingInProgress (409)
+├── FinetuneInProgress (409)
 ├── PayloadTooLarge (413)
 ├── ValidationFailed (422)      the request did not match the schema
 ├── Overloaded (429)            too much work queued; retry after `retry_after` seconds
@@ -91,6 +95,10 @@ class InvalidSnapshot(InvalidInput):
     code = "invalid_snapshot"
 
 
+class CannotFinetune(InvalidInput):
+    code = "cannot_finetune"
+
+
 class Unauthorized(UmbrellaError):
     code = "unauthorized"
     status_code = 401
@@ -122,6 +130,10 @@ class RankerNotFound(NotFound):
     code = "ranker_not_found"
 
 
+class FinetuneNotFound(NotFound):
+    code = "finetune_not_found"
+
+
 class SnapshotNotFound(NotFound):
     code = "snapshot_not_found"
 
@@ -144,6 +156,18 @@ class NotEnoughEvents(UmbrellaError):
 
 class TrainingInProgress(UmbrellaError):
     code = "training_in_progress"
+    status_code = 409
+
+
+class NotEnoughPairs(UmbrellaError):
+    """Too few (query, item) pairs to fine-tune on; details say how many are needed and how many there are."""
+
+    code = "not_enough_pairs"
+    status_code = 409
+
+
+class FinetuneInProgress(UmbrellaError):
+    code = "finetune_in_progress"
     status_code = 409
 
 

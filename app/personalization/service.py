@@ -86,9 +86,9 @@ class Personalization:
     def add_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Clean, store durably, then fold into the profiles; returns the cleaning report."""
         with self.collection.reading() as view:
-            rows, _, report = clean(events, lambda item: item_key(item) if item in view else None, now=time.time())
+            rows, origin, report = clean(events, lambda item: item_key(item) if item in view else None, now=time.time())
             info = self.event_rows(view, rows)
-        fresh = self.collection.add_events(rows)
+        fresh = self.collection.add_events(rows, [events[i].get("query") for i in origin])
         report.duplicates += fresh.count(False)
         report.accepted = fresh.count(True)
         keep = np.flatnonzero(fresh)

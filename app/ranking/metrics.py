@@ -46,6 +46,15 @@ def ndcg_at_k(ranked: Sequence[Sequence[Hashable]], relevant: Sequence[set], k: 
     return _macro(ranked, relevant, k, ndcg)
 
 
+def mrr_at_k(ranked: Sequence[Sequence[Hashable]], relevant: Sequence[set], k: int) -> float | None:
+    """Mean over users of 1 / the rank of the first relevant item in the top k (0 when none is there)."""
+
+    def reciprocal(top: Sequence[Hashable], rel: set) -> float:
+        return next((1.0 / (i + 1) for i, item in enumerate(top) if item in rel), 0.0)
+
+    return _macro(ranked, relevant, k, reciprocal)
+
+
 def _hits(top: Sequence[Hashable], rel: set) -> int:
     return sum(item in rel for item in top)
 

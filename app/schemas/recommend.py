@@ -41,6 +41,11 @@ class EventIn(Strict):
     time: StrictFloat | StrictInt | StrictStr | None = Field(
         None, description="ISO 8601 or epoch seconds; now when left out."
     )
+    query: Annotated[StrictStr, Field(min_length=1, max_length=1000)] | None = Field(
+        None,
+        description="The search words that led to this event (a click on a search result): the pairs the text "
+        "model is fine-tuned on.",
+    )
 
 
 class EventsRequest(Strict):

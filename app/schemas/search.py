@@ -84,6 +84,11 @@ class SearchRequest(Strict):
     fusion: FusionSpec | None = Field(
         None, description="How hybrid merges its two lists (default: weighted, alpha 0.3, candidates 50)."
     )
+    log: bool = Field(
+        False,
+        description="Keep the query's words and the ids shown: clicks that later name the same words (events' "
+        "query) teach fine-tuning which shown items were passed over. Needs text or keywords.",
+    )
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
@@ -92,7 +97,14 @@ class SearchRequest(Strict):
                 "send exactly one of vector, id, text, sequence, image (a keyword-only search: text with mode lexical;"
                 " keywords go beside one of them)"
             )
+        if self.log and self.words is None:
+            raise ValueError("log keeps the query's words: send text or keywords with it")
         return self
+
+    @property
+    def words(self) -> str | None:
+        """The words a shopper typed: the text, or the keywords beside another query."""
+        return self.text if self.text is not None else self.keywords
 
 
 class BatchSearchRequest(Strict):

@@ -33,7 +33,13 @@ CREATE TABLE IF NOT EXISTS events (  -- interactions, for user profiles and the 
     type    TEXT NOT NULL,             -- view | click | cart | purchase | rating
     value   REAL NOT NULL,             -- the rating, or 1
     time    REAL NOT NULL,             -- epoch seconds
+    query   TEXT,                      -- the search words that led to it, when the client said (fine-tuning)
     UNIQUE (user, item, type, time, value)  -- a resent event is a duplicate, not a second interaction
+);
+CREATE TABLE IF NOT EXISTS search_log (  -- searches asked with "log": what was shown for which words
+    time    REAL NOT NULL,
+    query   TEXT NOT NULL,
+    shown   TEXT NOT NULL              -- the ids of the results, as a JSON list, best first
 );
 -- The lexical index: one row per point (rowid = its slot) holding its tokens, for FTS5's bm25();
 -- empty unless the collection keeps one. `key` is the point's id, so a reader can tell a row of a
@@ -66,11 +72,18 @@ class PointStore:
         # NORMAL survives a killed process but may lose the last commits on power loss.
         self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()  # one connection: a read must never see a batch mid-transaction
         self.seq = int(self.get_meta("seq"))
         # Lexical searches read on a connection of their own (WAL: a committed state, never waiting on a writer).
         self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._reader_lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Columns added since a database was made (a collection from an earlier release, or its snapshot)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
+        if "query" not in columns:
+            self._conn.execute("ALTER TABLE events ADD COLUMN query TEXT")
 
     def close(self) -> None:
         with self._lock, self._reader_lock:
@@ -208,16 +221,44 @@ class PointStore:
                     found[i] = (kind, data)
         return found
 
-    def add_events(self, rows: list[tuple[str, str, str, float, float]]) -> list[bool]:
-        """Store (user, item, type, value, time) rows in one transaction; True where a row was new."""
+    def add_events(
+        self, rows: list[tuple[str, str, str, float, float]], queries: list[str | None] | None = None
+    ) -> list[bool]:
+        """Store (user, item, type, value, time) rows, with the search words behind each where known, in one
+        transaction; True where a row was new."""
         inserted = []
+        sql = "INSERT OR IGNORE INTO events (user, item, type, value, time, query) VALUES (?, ?, ?, ?, ?, ?)"
         with self._lock:
             cur = self._conn.cursor()
             with self._transaction(cur):
-                for row in rows:
-                    cur.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?)", row)
+                for row, query in zip(rows, queries or [None] * len(rows), strict=True):
+                    cur.execute(sql, (*row, query))
                     inserted.append(cur.rowcount == 1)
         return inserted
+
+    def queried_events(self) -> list[tuple[str, str, str, float, str]]:
+        """(user, item, type, time, query) of the events that name the search behind them, oldest first."""
+        conn = sqlite3.connect(self.path)  # a snapshot of its own (WAL), like events()
+        try:
+            sql = "SELECT user, item, type, time, query FROM events WHERE query IS NOT NULL ORDER BY time, rowid"
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    def log_searches(self, rows: list[tuple[float, str, str]]) -> None:
+        """Keep (time, query, shown ids as JSON) of searches asked with "log", in one transaction."""
+        with self._lock:
+            cur = self._conn.cursor()
+            with self._transaction(cur):
+                cur.executemany("INSERT INTO search_log VALUES (?, ?, ?)", rows)
+
+    def search_log(self) -> list[tuple[float, str, str]]:
+        """Every logged search, oldest first."""
+        conn = sqlite3.connect(self.path)
+        try:
+            return conn.execute("SELECT time, query, shown FROM search_log ORDER BY time, rowid").fetchall()
+        finally:
+            conn.close()
 
     def events(self, batch: int = 50_000) -> Iterator[list[tuple[str, str, str, float, float]]]:
         """Every stored event, oldest first, in batches, so a long history never sits in one list.

@@ -10,7 +10,8 @@ UmbrellaError                    code, status, message, details, retry_after
 │   ├── InvalidImage
 │   ├── ImageTooLarge
 │   ├── ModelNotFound
-│   └── InvalidSnapshot
+│   ├── InvalidSnapshot
+│   └── CannotFinetune
 ├── Unauthorized (401)            no key, a wrong key, or a bad or expired token
 ├── Forbidden (403)               a valid key or token that does not cover this collection or operation
 ├── NotFound (404)
@@ -18,11 +19,14 @@ UmbrellaError                    code, status, message, details, retry_after
 │   ├── PointNotFound
 │   ├── UserNotFound
 │   ├── RankerNotFound
-│   └── SnapshotNotFound
+│   ├── SnapshotNotFound
+│   └── FinetuneNotFound
 ├── AlreadyExists (409)
 │   └── CollectionExists
 ├── NotEnoughEvents (409)
+├── NotEnoughPairs (409)
 ├── TrainingInProgress (409)
+├── FinetuneInProgress (409)
 ├── PayloadTooLarge (413)
 ├── ValidationFailed (422)
 ├── Overloaded (429)             retry after `retry_after` seconds
@@ -114,6 +118,10 @@ class InvalidSnapshot(InvalidInput):
     code = "invalid_snapshot"
 
 
+class CannotFinetune(InvalidInput):
+    code = "cannot_finetune"
+
+
 class Unauthorized(UmbrellaError):
     code = "unauthorized"
     status_code = 401
@@ -149,6 +157,10 @@ class SnapshotNotFound(NotFound):
     code = "snapshot_not_found"
 
 
+class FinetuneNotFound(NotFound):
+    code = "finetune_not_found"
+
+
 class AlreadyExists(UmbrellaError):
     code = "already_exists"
     status_code = 409
@@ -165,6 +177,16 @@ class NotEnoughEvents(UmbrellaError):
 
 class TrainingInProgress(UmbrellaError):
     code = "training_in_progress"
+    status_code = 409
+
+
+class NotEnoughPairs(UmbrellaError):
+    code = "not_enough_pairs"
+    status_code = 409
+
+
+class FinetuneInProgress(UmbrellaError):
+    code = "finetune_in_progress"
     status_code = 409
 
 

@@ -219,6 +219,7 @@ class SearchQuery:
     group_size: int | None = None
     groups: int | None = None
     group_offset: int | None = None
+    log: bool = False  # keep the words and the ids shown, joined later with clicks that name the same query
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +251,7 @@ class Event:
     type: str  # view, click, cart, purchase, rating
     value: float | None = None  # the rating (1–5) for type rating
     time: datetime | float | str | None = None
+    query: str | None = None  # the search words that led to it (a click on a result): fine-tuning's pairs
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"user": self.user, "item": self.item, "type": self.type}
@@ -257,6 +259,8 @@ class Event:
             out["value"] = self.value
         if self.time is not None:
             out["time"] = self.time.isoformat() if isinstance(self.time, datetime) else self.time
+        if self.query is not None:
+            out["query"] = self.query
         return out
 
 
@@ -306,6 +310,31 @@ class UserRecommendations:
 
     def __iter__(self) -> Iterator[ScoredPoint]:
         return iter(self.results)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneStatus:
+    """A fine-tuning run of the collection's text model: while it runs (phase, progress, ETA, losses so far) and
+    after (state done, cancelled or failed; base and tuned recall@10 and MRR on the newest pairs; the version)."""
+
+    state: str  # running | done | cancelled | failed
+    phase: str | None
+    started_at: str
+    finished_at: str | None
+    seconds: float
+    progress: float  # share of the planned training steps done
+    eta_seconds: float | None
+    model: dict[str, Any]  # {"base": the embedder it started from, "version": the tuned model's, once done}
+    pairs: dict[str, Any]  # train, validation, test, with_negatives, source (feedback | given)
+    grid: dict[str, Any]
+    trials: list[dict[str, Any]]  # per grid point: learning_rate, warmup, epochs [{epoch, train_loss, val_loss}]
+    chosen: int | None
+    metrics: dict[str, Any] | None  # {"base": {"recall_at_10", "mrr"}, "tuned": {...}}
+    error: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FinetuneStatus:
+        return _known(cls, data)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -77,6 +77,10 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "POST /collections/{name}/ranker/train": {"json": {}},
     "GET /collections/{name}/ranker": {},
     "GET /collections/{name}/ranker/curves.svg": {},
+    "POST /collections/{name}/embedder/finetune": {"json": {}},  # a vector collection: 400 when allowed
+    "GET /collections/{name}/embedder/finetune": {},
+    "DELETE /collections/{name}/embedder/finetune": {},
+    "GET /collections/{name}/embedder/finetune/curves.svg": {},
     "POST /collections/{name}/snapshots": {},
     "GET /collections/{name}/snapshots": {},
     "GET /collections/{name}/snapshots/{snapshot}": {"url": "/collections/c/snapshots/ghost.snapshot"},

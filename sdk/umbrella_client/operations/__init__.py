@@ -14,6 +14,7 @@ from umbrella_client.operations.collections import (
     set_lexical,
     tune,
 )
+from umbrella_client.operations.embedder import cancel_finetune, finetune_curves, finetune_status, start_finetune
 from umbrella_client.operations.health import healthz, readyz
 from umbrella_client.operations.points import count, delete_points, get_points, scroll, upsert
 from umbrella_client.operations.recommend import (
@@ -36,6 +37,7 @@ from umbrella_client.operations.snapshots import (
 
 __all__ = [
     "add_events",
+    "cancel_finetune",
     "count",
     "create_collection",
     "create_snapshot",
@@ -46,6 +48,8 @@ __all__ = [
     "drop_field_index",
     "drop_lexical",
     "facets",
+    "finetune_curves",
+    "finetune_status",
     "get_collection",
     "get_points",
     "get_ranker",
@@ -64,6 +68,7 @@ __all__ = [
     "search_batch",
     "search_image",
     "set_lexical",
+    "start_finetune",
     "train_ranker",
     "tune",
     "upsert",

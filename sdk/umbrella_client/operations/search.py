@@ -33,6 +33,8 @@ def query_json(query: SearchQuery) -> dict[str, Any]:
         group_offset=query.group_offset,
     )
     body.update(k=query.k, exact=query.exact, with_payload=query.with_payload, with_vector=query.with_vector)
+    if query.log:
+        body["log"] = True
     return body
 
 
@@ -60,10 +62,12 @@ def search(
     group_size: int | None = None,
     groups: int | None = None,
     group_offset: int | None = None,
+    log: bool = False,
 ) -> Request:
     """The k nearest points to a vector, a stored point (`id`), a text, a sequence or an image. In a collection
     with a keyword index a text (or `keywords` beside another query) also searches by BM25, fused (`mode`).
-    `mmr` re-ranks for variety; `group_by` returns the best hits per distinct value of a payload field."""
+    `mmr` re-ranks for variety; `group_by` returns the best hits per distinct value of a payload field.
+    `log` keeps the words and the ids shown, for fine-tuning the text model from later clicks."""
     query = SearchQuery(
         vector=vector,
         id=id,
@@ -85,6 +89,7 @@ def search(
         group_size=group_size,
         groups=groups,
         group_offset=group_offset,
+        log=log,
     )
     return Request(path={"name": collection}, json=query_json(query))
 

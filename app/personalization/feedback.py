@@ -1,0 +1,96 @@
+"""Search feedback as training pairs: (query words, the text of the item they led to), split by time.
+
+A pair is made by an event that names its query (`"query"` on a click, cart or purchase): the first time a query
+led to an item. Items a logged search showed for the same words and that the words never led to are the pair's
+hard negatives. Texts are the items' stored sources, so deleted items and items sent as vectors drop out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from app.collections.view import Catalog
+from app.core.errors import NotEnoughPairs
+
+POSITIVE_TYPES = frozenset({"click", "cart", "purchase"})
+MIN_PAIRS = {"train": 20, "validation": 5, "test": 5}
+
+
+@dataclass(frozen=True)
+class FeedbackPair:
+    time: float
+    query: str
+    item: str  # the item's key (its id as JSON)
+    text: str
+    negatives: tuple[str, ...] = ()  # texts of items shown for the query and never chosen for it
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[FeedbackPair]
+    validation: list[FeedbackPair]
+    test: list[FeedbackPair]
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def normalise(words: str) -> str:
+    return " ".join(words.lower().split())
+
+
+def pairs_from_feedback(collection: Catalog) -> list[FeedbackPair]:
+    """The collection's (query, item) pairs, oldest first, from its events and its search log."""
+    first: dict[tuple[str, str], tuple[float, str]] = {}
+    for _user, item, kind, at, query in collection.queried_events():
+        key = (normalise(query), item)
+        if kind in POSITIVE_TYPES and (key not in first or at < first[key][0]):
+            first[key] = (at, query)
+    chosen: dict[str, set[str]] = defaultdict(set)
+    for words, item in first:
+        chosen[words].add(item)
+    shown: dict[str, set[str]] = defaultdict(set)
+    for _at, words, ids in collection.search_log():
+        if normalise(words) in chosen:
+            shown[normalise(words)].update(orjson.dumps(pid).decode() for pid in ids)
+    passed_over = {words: shown[words] - items for words, items in chosen.items()}
+    texts = _texts(collection, {item for _, item in first} | set().union(*passed_over.values()))
+    pairs = [
+        FeedbackPair(at, query, item, texts[item], tuple(texts[k] for k in sorted(passed_over[words]) if k in texts))
+        for (words, item), (at, query) in first.items()
+        if item in texts
+    ]
+    return sorted(pairs, key=lambda p: (p.time, p.query, p.item))
+
+
+def pairs_given(collection: Catalog, given: Sequence[tuple[str, str]]) -> list[FeedbackPair]:
+    """Pairs the caller sent as (query, item key), in their order; unknown items and items without text are left
+    out (the report counts what was used)."""
+    texts = _texts(collection, {item for _, item in given})
+    return [FeedbackPair(float(n), query, item, texts[item]) for n, (query, item) in enumerate(given) if item in texts]
+
+
+def split_by_time(pairs: list[FeedbackPair], validation: float, test: float) -> Split:
+    """The oldest pairs train, the next validate, the newest test: the model is judged on what came after."""
+    n = len(pairs)
+    n_test, n_val = round(n * test), round(n * validation)
+    split = Split(pairs[: n - n_val - n_test], pairs[n - n_val - n_test : n - n_test], pairs[n - n_test :])
+    counts = split.counts()
+    if any(counts[part] < needed for part, needed in MIN_PAIRS.items()):
+        raise NotEnoughPairs(
+            f"too few (query, clicked item) pairs to fine-tune: need {MIN_PAIRS['train']} to train, "
+            f"{MIN_PAIRS['validation']} to validate and {MIN_PAIRS['test']} to test; the split gave {counts}. Send "
+            'events with "query" (the words a click came from), or pairs',
+            needed=MIN_PAIRS,
+            got=counts,
+        )
+    return split
+
+
+def _texts(collection: Catalog, keys: set[str]) -> dict[str, str]:
+    found = collection.stored_sources(sorted(keys))
+    return {key: data.decode() for key, (kind, data) in found.items() if kind == "text"}

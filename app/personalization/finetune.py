@@ -1,0 +1,251 @@
+"""Fine-tuning a collection's text model from its search feedback, in the background: one run at a time, its
+progress while it runs, and its report after (losses per epoch, base and tuned recall@10 and MRR on the newest
+pairs, the tuned model's version) with the loss curves. The tuned model is saved beside the collection, never
+over the model it started from."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.collections.layout import FINETUNE_FILE, MODELS_DIR
+from app.collections.models import PointId
+from app.collections.view import Catalog
+from app.core.errors import CannotFinetune, FinetuneInProgress, FinetuneNotFound
+from app.embedding import tuning
+from app.personalization.feedback import FeedbackPair, Split, normalise, pairs_from_feedback, pairs_given, split_by_time
+from app.ranking.curves import curves_svg
+from app.ranking.metrics import mrr_at_k, recall_at_k
+from app.ranking.training import EpochLoss
+from app.storage.files import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+CATALOGUE_LIMIT = 20_000  # items the test queries are ranked against: every positive, then a sample of the rest
+MRR_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class Options:
+    pairs: list[tuple[str, PointId]] | None = None  # (query, item id) given by the caller instead of the feedback
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    grid: tuning.Grid = field(default_factory=tuning.Grid)
+
+    @classmethod
+    def of(cls, fields: dict[str, Any], pairs: list[tuple[str, PointId]] | None) -> Options:
+        """From the request's fields: the split's fractions, and the grid's (lists become tuples)."""
+        fractions = {k: fields.pop(k) for k in ("validation_fraction", "test_fraction")}
+        grid = tuning.Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        return cls(pairs=pairs, grid=grid, **fractions)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class FineTuner:
+    """The part of a collection that tunes its text model; the run is a thread this part owns and joins."""
+
+    def __init__(self, collection: Catalog) -> None:
+        self.collection = collection
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._live: dict[str, Any] | None = None  # the status of the run going on
+
+    @classmethod
+    def attach(cls, collection: Catalog) -> FineTuner:
+        return cls(collection)
+
+    def close(self) -> None:
+        """Stop a run (it ends between two batches, reported as cancelled) and wait for its thread."""
+        self._cancel.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    # ---- the API's calls ------------------------------------------------------------------------
+    def start(self, options: Options) -> dict[str, Any]:
+        """Check, build the pairs and split them (quick), then train in the background; returns the status."""
+        model_path = self._model_path()
+        if options.pairs is not None:
+            given = [(query, orjson.dumps(item).decode()) for query, item in options.pairs]
+            pairs, origin = pairs_given(self.collection, given), "given"
+        else:
+            pairs, origin = pairs_from_feedback(self.collection), "feedback"
+        split = split_by_time(pairs, options.validation_fraction, options.test_fraction)
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise FinetuneInProgress(f"collection '{self.collection.name}' is being fine-tuned already")
+            self._cancel.clear()
+            self._live = {
+                "state": "running",
+                "phase": "evaluating the base model",
+                "started_at": _now(),
+                "finished_at": None,
+                "seconds": 0.0,
+                "progress": 0.0,
+                "eta_seconds": None,
+                "model": {"base": self.collection.config.embedder, "version": None},
+                "pairs": {**split.counts(), "with_negatives": sum(bool(p.negatives) for p in pairs), "source": origin},
+                "grid": asdict(options.grid),
+                "trials": [],
+                "chosen": None,
+                "metrics": None,
+                "error": None,
+            }
+            self._thread = threading.Thread(
+                target=self._run, args=(model_path, split, options.grid), name=f"{self.collection.name}-finetune"
+            )
+            self._thread.start()
+            return dict(self._live)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            if self._live is not None:
+                return dict(self._live)
+        path = self.collection.folder / FINETUNE_FILE
+        if not path.exists():
+            raise FinetuneNotFound(f"collection '{self.collection.name}' has not been fine-tuned")
+        return orjson.loads(path.read_bytes())  # type: ignore[no-any-return]
+
+    def cancel(self) -> dict[str, Any]:
+        """Ask a running run to stop; it ends between two batches. Returns the status (as it is, when none runs)."""
+        self._cancel.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=30)
+        return self.status()
+
+    def curves_svg(self) -> str:
+        report = self.status()
+        if not report.get("trials") or not any(t["epochs"] for t in report["trials"]):
+            raise FinetuneNotFound(f"collection '{self.collection.name}' has no fine-tuning epochs to draw yet")
+        trials = [_Curve.of(t) for t in report["trials"] if t["epochs"]]
+        chosen = report["chosen"] if report.get("chosen") is not None else len(trials) - 1
+        best = trials[chosen]
+        title = f"Text model fine-tuning — chosen lr={best.learning_rate:g}, warm-up {best.warmup:g}"
+        return curves_svg(trials, chosen, title, "in-batch ranking loss")
+
+    # ---- the run --------------------------------------------------------------------------------
+    def _model_path(self) -> Any:
+        config = self.collection.config
+        kind = (config.embedder or {}).get("kind")
+        if kind != "text":
+            raise CannotFinetune(
+                f"collection '{config.name}' has {'no embedder' if kind is None else f'a {kind} embedder'}: only "
+                "a text model (embedder kind text) can be fine-tuned from search feedback",
+                kind=kind,
+            )
+        if not config.store_source:
+            raise CannotFinetune(
+                f"collection '{config.name}' keeps no sources: fine-tuning trains on each item's text and "
+                "re-embeds from it, so create the collection with store_source",
+            )
+        return self.collection.embedder.path  # type: ignore[union-attr]
+
+    def _run(self, model_path: Any, split: Split, grid: tuning.Grid) -> None:
+        began = time.perf_counter()
+        try:
+            model = tuning.load(model_path)
+            items = self._catalogue(split)
+            base = _quality(model, split.test, items)
+            self._update(phase="training", metrics={"base": base, "tuned": None})
+            trials, chosen = tuning.finetune(
+                model,
+                [_pair(p) for p in split.train],
+                [_pair(p) for p in split.validation],
+                grid,
+                progress=lambda index, trials, share: self._progress(trials, share, began),
+                cancelled=self._cancel.is_set,
+            )
+            self._update(phase="evaluating the tuned model", trials=[t.to_json() for t in trials], chosen=chosen)
+            tuned = _quality(model, split.test, items)
+            version = "ft-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            model.save(str(self.collection.folder / MODELS_DIR / version))
+            self._finish("done", began, metrics={"base": base, "tuned": tuned}, version=version)
+        except tuning.Cancelled:
+            self._finish("cancelled", began)
+        except Exception as err:  # a failed run is reported, never raised into a thread nobody reads
+            log.exception("%s: fine-tuning failed", self.collection.name)
+            self._finish("failed", began, error=f"{type(err).__name__}: {err}")
+
+    def _catalogue(self, split: Split) -> dict[str, str]:
+        """key → text of the items the test queries are ranked against: all of them, up to CATALOGUE_LIMIT."""
+        with self.collection.reading() as view:
+            keys = [orjson.dumps(pid).decode() for pid in view.ids(view.live_slots().tolist())]
+        wanted = {p.item for p in split.test}
+        others = [k for k in keys if k not in wanted]
+        if len(others) + len(wanted) > CATALOGUE_LIMIT:
+            others = random.Random(0).sample(others, CATALOGUE_LIMIT - len(wanted))
+        found = self.collection.stored_sources(sorted(wanted) + others)
+        return {key: data.decode() for key, (kind, data) in found.items() if kind == "text"}
+
+    def _progress(self, trials: list[tuning.Trial], share: float, began: float) -> None:
+        elapsed = time.perf_counter() - began
+        self._update(
+            progress=round(share, 4),
+            eta_seconds=round(elapsed / share * (1 - share), 1) if share > 0 else None,
+            seconds=round(elapsed, 1),
+            trials=[t.to_json() for t in trials],
+        )
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            if self._live is not None:
+                self._live.update(changes)
+
+    def _finish(self, state: str, began: float, *, version: str | None = None, **changes: Any) -> None:
+        with self._lock:
+            report = dict(self._live or {})
+            report.update(changes, state=state, phase=None, finished_at=_now(), eta_seconds=None)
+            report["seconds"] = round(time.perf_counter() - began, 1)
+            report["model"] = {**report.get("model", {}), "version": version}
+            if state == "done":
+                report["progress"] = 1.0
+            atomic_write_bytes(self.collection.folder / FINETUNE_FILE, orjson.dumps(report))
+            self._live = None
+        log.info("%s: fine-tuning %s in %.0f s", self.collection.name, state, report["seconds"])
+
+
+def _pair(p: FeedbackPair) -> tuning.Pair:
+    return tuning.Pair(p.query, p.text, p.negatives[0] if p.negatives else None)
+
+
+def _quality(model: Any, test: list[FeedbackPair], items: dict[str, str]) -> dict[str, float | None]:
+    """recall@10 and MRR (first relevant item within the top 100) of the test queries, each ranked by the model
+    against the catalogue; a query that led to several items in the test counts them all as relevant."""
+    relevant: dict[str, set[str]] = defaultdict(set)
+    asked: dict[str, str] = {}
+    for p in test:
+        relevant[normalise(p.query)].add(p.item)
+        asked.setdefault(normalise(p.query), p.query)
+    keys = list(items)
+    scores = tuning.encode(model, [asked[q] for q in relevant]) @ tuning.encode(model, [items[k] for k in keys]).T
+    top = np.argsort(-scores, axis=1)[:, :MRR_DEPTH]
+    ranked = [[keys[j] for j in row] for row in top]
+    wanted = list(relevant.values())
+    return {"recall_at_10": recall_at_k(ranked, wanted, 10), "mrr": mrr_at_k(ranked, wanted, MRR_DEPTH)}
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """A stored trial, drawn by app/ranking/curves.py."""
+
+    learning_rate: float
+    warmup: float
+    epochs: tuple[EpochLoss, ...]
+    best_epoch: int
+
+    @classmethod
+    def of(cls, trial: dict[str, Any]) -> _Curve:
+        epochs = tuple(EpochLoss(e["epoch"], e["train_loss"], e["val_loss"]) for e in trial["epochs"])
+        return cls(trial["learning_rate"], trial["warmup"], epochs, trial["best_epoch"] or 1)
