@@ -1,4 +1,5 @@
-"""Routes for the collection's text model: fine-tune it from search feedback, follow the run, see its curves."""
+"""Routes for the collection's text model: fine-tune it from search feedback, follow the run, see its curves, put
+the tuned model in place (every point re-embedded) or go back to the base."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from app.api.access import GuardedRoute, errors, needs
 from app.api.deps import CollectionDep
 from app.personalization.finetune import FineTuner, Options
-from app.schemas.finetune import FinetuneRequest, FinetuneStatus
+from app.schemas.finetune import ApplyRequest, EmbedderStatus, FinetuneRequest, FinetuneStatus
 
 router = APIRouter(prefix="/collections/{name}/embedder", tags=["embedder"], route_class=GuardedRoute)
 
@@ -54,3 +55,35 @@ async def finetune_curves(collection: CollectionDep) -> Response:
     """Train and validation loss per epoch of the kept trial (the others' validation loss faint), its best epoch
     marked: where training stopped before over-fitting."""
     return Response(await run_in_threadpool(collection.part(FineTuner).curves_svg), media_type="image/svg+xml")
+
+
+@router.get("", openapi_extra=needs("read"), response_model=EmbedderStatus)
+async def embedder_status(collection: CollectionDep) -> Any:
+    """The model in use, the tuned versions kept, and the last switch between them."""
+    return await run_in_threadpool(collection.part(FineTuner).embedder_status)
+
+
+@router.post(
+    "/finetune/apply",
+    openapi_extra=needs("write"),
+    status_code=202,
+    response_model=EmbedderStatus,
+    responses=errors(409),
+)
+async def apply_finetune(collection: CollectionDep, body: ApplyRequest | None = None) -> Any:
+    """Re-embed every point from its stored text with a tuned version and switch to it, in the background:
+    searches use the current model and vectors until every new vector is made, then both change at once."""
+    version = body.version if body else None
+    return await run_in_threadpool(collection.part(FineTuner).apply, version)
+
+
+@router.post(
+    "/finetune/rollback",
+    openapi_extra=needs("write"),
+    status_code=202,
+    response_model=EmbedderStatus,
+    responses=errors(409),
+)
+async def rollback_finetune(collection: CollectionDep) -> Any:
+    """Re-embed every point with the base model and switch back to it, in the background (as apply does)."""
+    return await run_in_threadpool(collection.part(FineTuner).rollback)

@@ -18,7 +18,7 @@ import orjson
 from app.collections.backfill import Backfill
 from app.collections.graph import GraphManager
 from app.collections.ingest import PointInput, embed_items, vectors_of
-from app.collections.layout import DB_FILE
+from app.collections.layout import DB_FILE, MODELS_DIR
 from app.collections.lexical import documents
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.collections.points import PointTable
@@ -63,9 +63,11 @@ class Collection:
         store: PointStore,
         settings: Settings,
         embedder: Embedder | None = None,
+        embedders: EmbedderPool | None = None,
     ) -> None:
         self._folder, self._config, self._store, self._settings = folder, config, store, settings
         self.embedder = embedder
+        self._embedders = embedders  # where another model comes from when the collection switches to it
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
         self._table = PointTable(config.dim, config.metric, config.payload_indexes)
@@ -115,12 +117,13 @@ class Collection:
         settings: Settings,
         embedder: Embedder | None = None,
         parts: Sequence[PartFactory] = (),
+        embedders: EmbedderPool | None = None,
     ) -> Collection:
         folder.mkdir(parents=True)
         store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
         try:
             store.set_meta("config", config.to_json())
-            collection = cls(folder, config, store, settings, embedder)
+            collection = cls(folder, config, store, settings, embedder, embedders)
         except BaseException:
             store.close()
             raise
@@ -134,8 +137,8 @@ class Collection:
         store = PointStore(folder / DB_FILE, durable=settings.durability == "fsync")
         try:
             config = CollectionConfig.from_json(store.get_meta("config"))
-            embedder = embedders.get(config.embedder) if config.embedder else None
-            collection = cls(folder, config, store, settings, embedder)
+            embedder = embedders.get(config.embedder, folder / MODELS_DIR) if config.embedder else None
+            collection = cls(folder, config, store, settings, embedder, embedders)
             seq_of_slot = collection._table.load(store.points(), store.max_slot() + 1)
         except BaseException:
             store.close()
@@ -418,6 +421,50 @@ class Collection:
         with self.reading() as view:
             ids = view.ids(np.flatnonzero(view.mask(flt)).tolist())
         return self.delete(ids)
+
+    def embedder_for(self, spec: dict[str, Any]) -> Embedder:
+        """The embedder a spec names (a fine-tuned version among this collection's models), from the shared pool."""
+        if self._embedders is None:
+            raise InvalidInput(f"collection '{self.name}' cannot load another model")
+        return self._embedders.get(spec, self._folder / MODELS_DIR)
+
+    def switch_embedder(
+        self, spec: dict[str, Any], embedder: Embedder, vectors: dict[PointId, np.ndarray], as_of: int
+    ) -> int:
+        """Put another model of the same kind in place, with the vectors it made from the points' sources as of
+        batch `as_of`: points written since are embedded again here (writers wait for those few), points with no
+        source keep their vectors. The config and every new vector commit in one batch, so a crash leaves the
+        collection wholly on one model; the graph is rebuilt in the background while exact search answers."""
+        if embedder.dim != self._config.dim:
+            raise InvalidInput(f"the new model makes {embedder.dim}-dimensional vectors, not {self._config.dim}")
+        with self._write_mutex:
+            self._view()
+            vectors = dict(vectors)
+            since = self._store.ids_written_since(as_of)
+            for key in since:
+                vectors.pop(orjson.loads(key), None)  # made from a source that has changed since
+            fresh = [(orjson.loads(k), data.decode()) for k, (kind, data) in self._store.sources(since).items()]
+            if fresh:
+                vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
+            slot_of = self._table.slot_of
+            ids = [pid for pid in vectors if pid in slot_of]  # deleted meanwhile: gone
+            slots = np.asarray([slot_of[pid] for pid in ids], np.int64)
+            config = replace(self._config, embedder=spec)
+            stacked = np.asarray([vectors[pid] for pid in ids], np.float32).reshape(len(ids), embedder.dim)
+            matrix = prepare_vectors(config, stacked, len(ids))
+            payloads = self._table.payloads
+            rows = [
+                (orjson.dumps(pid).decode(), slot, vec.tobytes(), None if (p := payloads[slot]) is None else p.decode())
+                for pid, slot, vec in zip(ids, slots.tolist(), matrix, strict=True)
+            ]
+            seq = self._store.write_batch(rows, [], meta={"config": config.to_json()})
+            with self._rw.write():
+                if len(ids):
+                    self._table.exact.upsert(slots, matrix)
+                self._config, self.embedder = config, embedder
+                self.graph.rebuild()
+            self.graph.note_changes(len(ids))
+        return seq
 
     def embed(self, modality: Modality, items: list[Any], ids: list[PointId] | None = None) -> np.ndarray:
         """Vectors for texts, images or sequences by the collection's embedder; a bad item fails the call."""

@@ -116,6 +116,14 @@ class GraphManager:
             elif self._compaction_due:
                 self._wake.set()
 
+    def rebuild(self) -> None:
+        """Every vector changed (a switch of model): drop the graph and build it again from the points in the
+        background; the planner answers exactly until it is installed. The caller holds the write lock."""
+        self.index, self.pending, self.state = None, set(), "building"
+        builder = threading.Thread(target=self._bring_up, args=(None,), name=f"graph-{self.config.name}", daemon=True)
+        self._threads[0] = builder  # `wait` and `join` follow the builder that runs now
+        builder.start()
+
     def note_changes(self, changed: int) -> None:
         """Count changed points (write mutex held); wake the checkpointer once enough have changed."""
         self._changes += changed
@@ -232,10 +240,11 @@ class GraphManager:
             "threads": self._settings.index_threads,
         }
 
-    def _bring_up(self, seq_of_slot: np.ndarray) -> None:
+    def _bring_up(self, seq_of_slot: np.ndarray | None) -> None:
+        """Load the checkpoint and replay what it lacks, or (no checkpoint, or None: a rebuild) build anew."""
         name = self.config.name
         try:
-            index, replay = self._from_checkpoint(seq_of_slot)
+            index, replay = self._from_checkpoint(seq_of_slot) if seq_of_slot is not None else (None, set())
             loaded = index is not None
             if index is None:
                 index, replay = self._build(), set()

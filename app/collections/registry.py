@@ -90,7 +90,7 @@ class CollectionRegistry:
     def create(self, config: CollectionConfig) -> Collection:
         """Create a collection; an embedder that cannot be built fails here, not on the first insert."""
         check_name(config.name)
-        embedder = self.embedders.get(config.embedder) if config.embedder else None
+        embedder = self.embedders.get(config.embedder) if config.embedder else None  # a new one has no versions
         if embedder is not None and not config.dim:
             config = dataclasses.replace(config, dim=embedder.dim)
         if embedder is not None and embedder.dim != config.dim:
@@ -104,7 +104,7 @@ class CollectionRegistry:
             if config.name in self._collections or folder.exists():
                 raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
             try:
-                collection = Collection.create(folder, config, self.settings, embedder, self.parts)
+                collection = Collection.create(folder, config, self.settings, embedder, self.parts, self.embedders)
             except BaseException:  # never acknowledged: leave no folder that would open as a collection later
                 shutil.rmtree(folder, ignore_errors=True)
                 raise

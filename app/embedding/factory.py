@@ -16,21 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from app.core.errors import InvalidInput
+from app.core.errors import InvalidInput, ModelNotFound
 from app.embedding.base import EMBED_METHOD, Embedder
 from app.embedding.batcher import MicroBatcher
 
 _BATCHED_KINDS = ("text", "clip")
 
 
-def _build(spec: dict[str, Any], models_dir: Path | None) -> Embedder:
-    params = {k: v for k, v in spec.items() if k != "kind"}
+def _build(spec: dict[str, Any], models_dir: Path | None, versions: Path | None) -> Embedder:
+    params = {k: v for k, v in spec.items() if k not in ("kind", "version")}
     kind = spec.get("kind")
     try:
         if kind in ("text", "clip"):
             from app.embedding.sentence import SentenceEmbedder
 
-            return SentenceEmbedder(kind, models_dir=models_dir, **params)
+            return SentenceEmbedder(kind, models_dir=models_dir, path=_version(spec, versions), **params)
         if kind == "kmer":
             from app.embedding.kmer import KmerEmbedder
 
@@ -42,6 +42,17 @@ def _build(spec: dict[str, Any], models_dir: Path | None) -> Embedder:
     except (TypeError, ValueError) as err:
         raise InvalidInput(f"embedder {kind}: {err}", embedder=spec) from None
     raise InvalidInput(f"unknown embedder kind {kind!r}: use text, clip, kmer or image", embedder=spec)
+
+
+def _version(spec: dict[str, Any], versions: Path | None) -> Path | None:
+    """The folder of a fine-tuned version the spec names (under the collection's `versions`), or None."""
+    version = spec.get("version")
+    if version is None:
+        return None
+    path = versions / version if versions is not None else None
+    if path is None or not (path / "modules.json").exists():
+        raise ModelNotFound(f"fine-tuned model version {version!r} is missing from the collection", version=version)
+    return path
 
 
 class BatchedEmbedder:
@@ -87,11 +98,12 @@ class EmbedderPool:
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: dict[str, Any]) -> Embedder:
-        key = json.dumps(spec, sort_keys=True)
+    def get(self, spec: dict[str, Any], versions: Path | None = None) -> Embedder:
+        """The embedder for `spec`; a fine-tuned version ("version" in the spec) is a folder in `versions`."""
+        key = json.dumps([spec, str(versions) if "version" in spec else None], sort_keys=True)
         with self._lock:
             if key not in self._embedders:
-                embedder = _build(spec, self.models_dir)
+                embedder = _build(spec, self.models_dir, versions)
                 if spec.get("kind") in _BATCHED_KINDS:
                     embedder = BatchedEmbedder(embedder, **self._limits)
                 self._embedders[key] = embedder

@@ -59,10 +59,11 @@ def find_model(name: str, models_dir: Path | None) -> Path:
 class SentenceEmbedder:
     """A sentence-transformers model; kind "text" embeds texts, kind "clip" embeds texts and images."""
 
-    def __init__(self, kind: str, model: str, models_dir: Path | None = None) -> None:
+    def __init__(self, kind: str, model: str, models_dir: Path | None = None, *, path: Path | None = None) -> None:
+        """`path`: a model folder the server itself wrote (a fine-tuned version of `model`), not looked up."""
         self.kind, self.model_name = kind, model
         self.modalities: tuple[str, ...] = ("text", "image") if kind == "clip" else ("text",)
-        self.path = find_model(model, models_dir)  # a missing model fails when the collection is created
+        self.path = path or find_model(model, models_dir)  # a missing model fails when the collection is created
         self._model: Any = None
         self._lock = threading.Lock()
         model = self._load()

@@ -1,7 +1,8 @@
 """Fine-tuning a collection's text model from its search feedback, in the background: one run at a time, its
 progress while it runs, and its report after (losses per epoch, base and tuned recall@10 and MRR on the newest
 pairs, the tuned model's version) with the loss curves. The tuned model is saved beside the collection, never
-over the model it started from."""
+over the model it started from; applying it re-embeds every point and switches (rolling back does the same with
+the base model), one switch at a time, its state kept so a crash in the middle reads as interrupted."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.collections.layout import FINETUNE_FILE, MODELS_DIR
+from app.collections.layout import FINETUNE_FILE, MODELS_DIR, SWITCH_FILE, VERSION_RE
 from app.collections.models import PointId
+from app.collections.reembed import Stopped, reembed
 from app.collections.view import Catalog
-from app.core.errors import CannotFinetune, FinetuneInProgress, FinetuneNotFound
+from app.core.errors import CannotFinetune, FinetuneInProgress, FinetuneNotFound, InvalidInput
 from app.embedding import tuning
 from app.personalization.feedback import FeedbackPair, Split, normalise, pairs_from_feedback, pairs_given, split_by_time
+from app.personalization.service import Personalization
 from app.ranking.curves import curves_svg
 from app.ranking.metrics import mrr_at_k, recall_at_k
 from app.ranking.training import EpochLoss
@@ -61,16 +64,22 @@ class FineTuner:
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._live: dict[str, Any] | None = None  # the status of the run going on
+        self._switcher: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._switch: dict[str, Any] | None = self._settled_switch()
 
     @classmethod
     def attach(cls, collection: Catalog) -> FineTuner:
         return cls(collection)
 
     def close(self) -> None:
-        """Stop a run (it ends between two batches, reported as cancelled) and wait for its thread."""
+        """Stop a run (it ends between two batches, reported as cancelled) and a switch (nothing switched), and
+        wait for their threads."""
         self._cancel.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._closing.set()
+        for thread in (self._thread, self._switcher):
+            if thread is not None:
+                thread.join()
 
     # ---- the API's calls ------------------------------------------------------------------------
     def start(self, options: Options) -> dict[str, Any]:
@@ -134,6 +143,100 @@ class FineTuner:
         best = trials[chosen]
         title = f"Text model fine-tuning — chosen lr={best.learning_rate:g}, warm-up {best.warmup:g}"
         return curves_svg(trials, chosen, title, "in-batch ranking loss")
+
+    # ---- switching the model: apply a tuned version, or roll back to the base ----------------------
+    def embedder_status(self) -> dict[str, Any]:
+        with self._lock:
+            switch = None if self._switch is None else dict(self._switch)
+        return {"embedder": self.collection.config.embedder, "versions": self._versions(), "switch": switch}
+
+    def apply(self, version: str | None) -> dict[str, Any]:
+        """Re-embed every point with a tuned version (default: the last run's) and switch to it, in the
+        background; searches keep the current model and vectors until the switch."""
+        self._model_path()
+        versions = self._versions()
+        if version is None:
+            version = self.status()["model"]["version"]  # 404 when no run was made
+            if version is None:
+                raise FinetuneNotFound("the last fine-tuning run made no model (it did not finish): run it again")
+        if version not in versions:
+            raise FinetuneNotFound(f"no tuned model version {version!r} in this collection", versions=versions)
+        return self._start_switch({**self._base_spec(), "version": version})
+
+    def rollback(self) -> dict[str, Any]:
+        """Re-embed every point with the model the collection was created with, and switch back to it."""
+        self._model_path()
+        if "version" not in (self.collection.config.embedder or {}):
+            raise InvalidInput(f"collection '{self.collection.name}' uses its base model already")
+        return self._start_switch(self._base_spec())
+
+    def _base_spec(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.collection.config.embedder or {}).items() if k != "version"}
+
+    def _versions(self) -> list[str]:
+        folder = self.collection.folder / MODELS_DIR
+        return sorted(p.name for p in folder.iterdir() if VERSION_RE.fullmatch(p.name)) if folder.exists() else []
+
+    def _start_switch(self, target: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._switcher is not None and self._switcher.is_alive():
+                raise FinetuneInProgress(f"collection '{self.collection.name}' is switching its model already")
+            self._switch = {
+                "state": "running",
+                "previous": self.collection.config.embedder,
+                "target": target,
+                "progress": 0.0,
+                "started_at": _now(),
+                "finished_at": None,
+                "error": None,
+            }
+            self._save_switch()  # so a crash before the end reads as interrupted, not as nothing
+            self._switcher = threading.Thread(
+                target=self._run_switch, args=(target,), name=f"{self.collection.name}-switch"
+            )
+            self._switcher.start()
+        return self.embedder_status()
+
+    def _run_switch(self, target: dict[str, Any]) -> None:
+        state, error = "done", None
+        try:
+            reembed(self.collection, target, progress=self._switch_progress, stopped=self._closing.is_set)
+            personalization = self.collection.find_part(Personalization)
+            if personalization is not None:
+                personalization.reload()  # taste vectors live in the model's space
+        except Stopped:
+            state = "cancelled"
+        except Exception as err:
+            log.exception("%s: the switch of model failed", self.collection.name)
+            state, error = "failed", f"{type(err).__name__}: {err}"
+        with self._lock:
+            assert self._switch is not None
+            self._switch.update(state=state, error=error, finished_at=_now())
+            if state == "done":
+                self._switch["progress"] = 1.0
+            self._save_switch()
+        log.info("%s: switch of model to %s: %s", self.collection.name, target, state)
+
+    def _switch_progress(self, share: float) -> None:
+        with self._lock:
+            if self._switch is not None:
+                self._switch["progress"] = round(share, 4)
+
+    def _save_switch(self) -> None:
+        atomic_write_bytes(self.collection.folder / SWITCH_FILE, orjson.dumps(self._switch))
+
+    def _settled_switch(self) -> dict[str, Any] | None:
+        """The last switch as the previous process left it: one it was running when it stopped either committed
+        (the collection uses the target now) or changed nothing (interrupted: apply again)."""
+        path = self.collection.folder / SWITCH_FILE
+        if not path.exists():
+            return None
+        switch: dict[str, Any] = orjson.loads(path.read_bytes())
+        if switch.get("state") == "running":
+            landed = self.collection.config.embedder == switch.get("target")
+            switch.update(state="done" if landed else "interrupted", finished_at=_now())
+            atomic_write_bytes(path, orjson.dumps(switch))
+        return switch
 
     # ---- the run --------------------------------------------------------------------------------
     def _model_path(self) -> Any:

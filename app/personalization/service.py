@@ -66,19 +66,30 @@ class Personalization:
     def close(self) -> None:
         """Nothing runs in the background: training runs on the caller's thread."""
 
+    def reload(self) -> None:
+        """Profiles made again from the events with the vectors items have now (after a switch of model), then
+        swapped in. An event stored while the replay reads may miss the new profiles until the next start."""
+        profiles = Profiles(self.collection.config.dim, self.config)
+        self._replay(profiles)
+        with self.lock:
+            self.profiles = profiles
+
     def load(self) -> None:
         """Replay the stored events into fresh profiles; called once, before the collection serves."""
+        self._replay(self.profiles)
+
+    def _replay(self, profiles: Profiles) -> None:
         started = time.perf_counter()
         for chunk in self.collection.stored_events():
             with self.collection.reading() as view:  # per chunk: a long replay never holds readers or writers
                 rows = self.event_rows(view, [row for row in chunk if orjson.loads(row[1]) in view])
-            self.profiles.apply(rows)
-        if self.profiles.event_count:
+            profiles.apply(rows)
+        if profiles.event_count:
             log.info(
                 "%s: %d events of %d users replayed in %.1f s",
                 self.collection.name,
-                self.profiles.event_count,
-                len(self.profiles.user_ids),
+                profiles.event_count,
+                len(profiles.user_ids),
                 time.perf_counter() - started,
             )
 

@@ -92,3 +92,27 @@ class FinetuneStatus(Strict):
     chosen: int | None = Field(description="The trial kept: the lowest validation loss.")
     metrics: QualityPair | None = Field(description="Base and tuned model on the test pairs.")
     error: str | None
+
+
+class ApplyRequest(Strict):
+    version: Annotated[str, Field(pattern=r"^ft-\d{8}T\d{12}Z$")] | None = Field(
+        None, description="A tuned model's version (GET …/embedder lists them); default: the last run's."
+    )
+
+
+class SwitchStatus(Strict):
+    state: Literal["running", "done", "cancelled", "failed", "interrupted"] = Field(
+        description="interrupted: the server stopped mid-way and nothing was switched (apply again)."
+    )
+    previous: dict[str, Any] | None = Field(description="The embedder before the switch.")
+    target: dict[str, Any] = Field(description="The embedder switched to (a tuned version, or the base).")
+    progress: float = Field(description="Share of the points embedded with the target model.")
+    started_at: str
+    finished_at: str | None
+    error: str | None
+
+
+class EmbedderStatus(Strict):
+    embedder: dict[str, Any] | None = Field(description="The model in use; a tuned one names its version.")
+    versions: list[str] = Field(description="The tuned versions kept for this collection, oldest first.")
+    switch: SwitchStatus | None = Field(description="The last apply or rollback: running, or how it ended.")

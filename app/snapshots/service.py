@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from app.collections.collection import Collection
-from app.collections.layout import DB_FILE, INCOMING_PREFIX, NAME_RE, RANKER_FILE, snapshots_of
+from app.collections.layout import (
+    DB_FILE,
+    INCOMING_PREFIX,
+    MODELS_DIR,
+    NAME_RE,
+    RANKER_FILE,
+    VERSION_RE,
+    snapshots_of,
+)
 from app.collections.models import CollectionConfig
 from app.collections.registry import CollectionRegistry
 from app.core.errors import InvalidInput, InvalidSnapshot, SnapshotNotFound
@@ -41,6 +49,7 @@ def create(registry: CollectionRegistry, name: str) -> dict[str, Any]:
 
     def fill(work: Path) -> dict[str, Any]:
         seq, count, config = collection.backup(work / DB_FILE)
+        _pack_model(collection.folder, config, work)
         created = datetime.now(UTC).replace(microsecond=0).isoformat()
         return {"collection": name, "config": config.to_json(), "seq": seq, "count": count, "created_at": created}
 
@@ -53,6 +62,38 @@ def create(registry: CollectionRegistry, name: str) -> dict[str, Any]:
     extras = {RANKER_FILE: collection.folder / RANKER_FILE}
     path, manifest = write_snapshot(folder_of(registry, name), fill, file_name, extras)
     return _describe(path, manifest)
+
+
+MODEL_PREFIX = "model--"  # a file of the tuned model in use: "model--" and its path in the model, "/" as "--"
+
+
+def _pack_model(folder: Path, config: CollectionConfig, work: Path) -> None:
+    """The tuned model the collection uses goes in too: the restored config names it, and it cannot be remade."""
+    version = (config.embedder or {}).get("version")
+    if version is None:
+        return
+    model = folder / MODELS_DIR / version
+    for path in sorted(model.rglob("*")):
+        if path.is_file():
+            shutil.copyfile(path, work / (MODEL_PREFIX + "--".join(path.relative_to(model).parts)))
+
+
+def _unpack_model(incoming: Path) -> None:
+    """Put the tuned model's files back in their folder, under the version the restored config names."""
+    files = sorted(incoming.glob(MODEL_PREFIX + "*"))
+    if not files:
+        return
+    store = PointStore(incoming / DB_FILE)
+    try:
+        version = (store.get_meta("config").get("embedder") or {}).get("version")
+    finally:
+        store.close()
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
+        raise CorruptSnapshot("the snapshot holds a model its collection config does not name")
+    for path in files:
+        target = incoming / MODELS_DIR / version / Path(*path.name.removeprefix(MODEL_PREFIX).split("--"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
 
 
 def _describe(path: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
@@ -118,6 +159,7 @@ def restore(registry: CollectionRegistry, name: str, snapshot: str) -> Collectio
             if DB_FILE not in manifest["files"]:
                 raise CorruptSnapshot(f"{snapshot} holds no database")
             _adopt(incoming / DB_FILE, name)
+            _unpack_model(incoming)
         except CorruptSnapshot as err:
             raise InvalidSnapshot(str(err), collection=name, snapshot=snapshot) from None
         try:

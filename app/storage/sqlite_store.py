@@ -135,6 +135,7 @@ class PointStore:
         deletes: list[tuple[str, int]],
         sources: list[tuple[str, str, bytes] | None] | None = None,
         lexical: list[str] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> int:
         """Apply one batch atomically; returns its sequence number. Nothing is visible until commit.
 
@@ -142,6 +143,7 @@ class PointStore:
         points were made from; without it the sources table is not touched, which keeps bulk vector
         loads into collections that keep no sources free of its cost. `lexical`, one document per upsert
         (see app/index/tokens.py), replaces their rows in the lexical index, likewise only when given.
+        `meta` entries are set in the same transaction (a config that changes with the vectors).
         """
         with self._lock:
             cur = self._conn.cursor()
@@ -164,6 +166,8 @@ class PointStore:
                     self._write_lexical(
                         cur, [(s, i, body) for (i, s, _, _), body in zip(upserts, lexical, strict=True)]
                     )
+                for key, value in (meta or {}).items():
+                    cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
                 cur.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(seq),))
             self.seq = seq
         return seq
@@ -201,6 +205,11 @@ class PointStore:
             cursor = self._conn.execute("SELECT id, slot, vector, payload, seq FROM points ORDER BY slot")
             while rows := cursor.fetchmany(chunk):
                 yield list(map(StoredPoint._make, rows))
+
+    def ids_written_since(self, seq: int) -> list[str]:
+        """The ids (as JSON) of the stored points that batches after `seq` wrote."""
+        with self._lock:
+            return [i for (i,) in self._conn.execute("SELECT id FROM points WHERE seq > ?", (seq,))]
 
     def max_slot(self) -> int:
         """The highest slot a stored point holds, -1 when there is none."""

@@ -5,6 +5,7 @@ from umbrella_client.client import DEFAULT_BASE_URL, AsyncClient, Client
 from umbrella_client.errors import ConnectionFailed, UmbrellaError
 from umbrella_client.models import (
     CollectionInfo,
+    EmbedderStatus,
     Event,
     EventsReport,
     FinetuneStatus,
@@ -33,6 +34,7 @@ __all__ = [
     "Client",
     "CollectionInfo",
     "ConnectionFailed",
+    "EmbedderStatus",
     "Event",
     "EventsReport",
     "FailedBatch",

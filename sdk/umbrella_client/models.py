@@ -338,6 +338,19 @@ class FinetuneStatus:
 
 
 @dataclasses.dataclass(frozen=True)
+class EmbedderStatus:
+    """The collection's model (a tuned one names its version), the tuned versions kept, and the last switch."""
+
+    embedder: dict[str, Any] | None
+    versions: list[str]
+    switch: dict[str, Any] | None  # state (running, done, cancelled, failed, interrupted), target, progress, ...
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EmbedderStatus:
+        return _known(cls, data)
+
+
+@dataclasses.dataclass(frozen=True)
 class RankerReport:
     """The trained ranker: events used, time split, chosen hyper-parameters, per-epoch losses, metrics."""
 

@@ -81,6 +81,9 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "GET /collections/{name}/embedder/finetune": {},
     "DELETE /collections/{name}/embedder/finetune": {},
     "GET /collections/{name}/embedder/finetune/curves.svg": {},
+    "GET /collections/{name}/embedder": {},
+    "POST /collections/{name}/embedder/finetune/apply": {},  # a vector collection: 400 when allowed
+    "POST /collections/{name}/embedder/finetune/rollback": {},
     "POST /collections/{name}/snapshots": {},
     "GET /collections/{name}/snapshots": {},
     "GET /collections/{name}/snapshots/{snapshot}": {"url": "/collections/c/snapshots/ghost.snapshot"},

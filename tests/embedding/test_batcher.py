@@ -279,7 +279,7 @@ class _BlockingTextEmbedder:
 @pytest.fixture
 def blocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, _BlockingTextEmbedder]]:
     fake = _BlockingTextEmbedder()
-    monkeypatch.setattr(factory, "_build", lambda spec, models_dir: fake)
+    monkeypatch.setattr(factory, "_build", lambda spec, models_dir, versions: fake)
     settings = Settings(data_dir=tmp_path / "data", index_threads=1, embed_max_queue=1, embed_max_wait_ms=0)
     with TestClient(create_app(settings)) as client:
         assert client.put("/collections/c", json={"embedder": {"kind": "text"}}).status_code == 201

@@ -6,6 +6,8 @@ the truth behind each query is known, so a run must show the tuned model finding
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -37,14 +39,22 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def shop(tmp_path: Path, models: Path) -> Iterator[TestClient]:
+@contextlib.contextmanager
+def _server(tmp_path: Path, models: Path, *, load: bool) -> Iterator[TestClient]:
+    """The app on tmp_path/data (in-process); with `load`, the shop's collection made and filled first."""
     settings = Settings(data_dir=tmp_path / "data", index_threads=2, models_dir=models)
     with TestClient(create_app(settings)) as client:
-        body = {"embedder": {"kind": "text", "model": "tiny-text"}, "store_source": True}
-        assert client.put(C, json=body).status_code == 201
-        points = [{"id": i.id, "text": i.product.text, "payload": {"category": i.product.type}} for i in ITEMS]
-        assert client.put(f"{C}/points", json={"points": points}).status_code == 200
+        if load:
+            body = {"embedder": {"kind": "text", "model": "tiny-text"}, "store_source": True}
+            assert client.put(C, json=body).status_code == 201
+            points = [{"id": i.id, "text": i.product.text, "payload": {"category": i.product.type}} for i in ITEMS]
+            assert client.put(f"{C}/points", json={"points": points}).status_code == 200
+        yield client
+
+
+@pytest.fixture
+def shop(tmp_path: Path, models: Path) -> Iterator[TestClient]:
+    with _server(tmp_path, models, load=True) as client:
         yield client
 
 
@@ -126,3 +136,96 @@ def test_refusals_say_what_is_missing(shop: TestClient) -> None:
     plain = {"embedder": {"kind": "text", "model": "tiny-text"}}  # no store_source: nothing to train on
     assert shop.put("/collections/plain", json=plain).status_code == 201
     assert "store_source" in error(shop.post("/collections/plain/embedder/finetune"), 400, "cannot_finetune")["message"]
+
+
+def _switched(client: TestClient, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"{C}/embedder").json())["switch"]["state"] == "running":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    return status
+
+
+def _found(client: TestClient, words: str, wanted: set[int]) -> int:
+    hits = client.post(f"{C}/search", json={"text": words, "k": 5, "with_payload": False}).json()["results"]
+    return sum(hit["id"] in wanted for hit in hits)
+
+
+def test_apply_re_embeds_every_point_and_rollback_goes_back(tmp_path: Path, models: Path) -> None:
+    red_backpacks = {i.id for i in ITEMS if (i.product.type, i.product.colour) == ("backpack", "red")}
+    words = f"crimson {slang_names()['backpack'][0]}"
+    with _server(tmp_path, models, load=True) as shop:
+        _clicks(shop, 300)
+        shop.post(f"{C}/embedder/finetune", json=FAST)
+        version = _finished(shop)["model"]["version"]
+        assert shop.get(f"{C}/embedder").json() == {
+            "embedder": {"kind": "text", "model": "tiny-text"}, "versions": [version], "switch": None,
+        }  # fmt: skip
+        before = _found(shop, words, red_backpacks)
+        vector_before = _vector(shop, 3)
+
+        assert shop.post(f"{C}/embedder/finetune/apply").status_code == 202
+        status = _switched(shop)
+        assert status["switch"]["state"] == "done" and status["embedder"]["version"] == version
+        assert _found(shop, words, red_backpacks) > before  # queries and points both in the tuned model's space
+        assert _vector(shop, 3) != vector_before
+        new = {"id": 9999, "text": "crimson backpack with a secret anti-theft pocket"}
+        shop.put(f"{C}/points", json={"points": [new]})
+        assert shop.post(f"{C}/search", json={"text": new["text"], "k": 1}).json()["results"][0]["id"] == 9999
+        shop.post(f"{C}/points/delete", json={"ids": [9999]})
+
+    with _server(tmp_path, models, load=False) as restarted:  # the version is in the stored config: it loads again
+        assert restarted.get(f"{C}/embedder").json()["embedder"]["version"] == version
+        assert _found(restarted, words, red_backpacks) > before
+        assert restarted.post(f"{C}/embedder/finetune/rollback").status_code == 202
+        status = _switched(restarted)
+        assert status["switch"]["state"] == "done" and status["embedder"] == {"kind": "text", "model": "tiny-text"}
+        assert _vector(restarted, 3) == pytest.approx(vector_before, abs=1e-5)
+        error(restarted.post(f"{C}/embedder/finetune/rollback"), 400, "invalid_input")  # on the base already
+        unknown = {"version": "ft-20000101T000000000000Z"}
+        error(restarted.post(f"{C}/embedder/finetune/apply", json=unknown), 404, "finetune_not_found")
+
+
+def _vector(client: TestClient, pid: int) -> list[float]:
+    return client.post(f"{C}/points/get", json={"ids": [pid], "with_vector": True}).json()["points"][0]["vector"]
+
+
+def test_points_written_while_re_embedding_get_the_new_model(shop: TestClient) -> None:
+    _clicks(shop, 300)
+    shop.post(f"{C}/embedder/finetune", json=FAST)
+    version = _finished(shop)["model"]["version"]
+    collection = shop.app.state.registry.get("shop")  # type: ignore[attr-defined]
+    spec = {"kind": "text", "model": "tiny-text", "version": version}
+    tuned = collection.embedder_for(spec)
+    as_of = collection.seq  # the re-embedding read every point as of here…
+    shop.put(f"{C}/points", json={"points": [{"id": 5000, "text": "olive rain jacket with sealed seams"}]})
+    collection.switch_embedder(spec, tuned, {}, as_of)  # …and made no vector for the point written after
+    stored = shop.post(f"{C}/points/get", json={"ids": [5000], "with_vector": True}).json()["points"][0]["vector"]
+    assert stored == pytest.approx(tuned.embed_texts(["olive rain jacket with sealed seams"])[0].tolist(), abs=1e-5)
+
+
+def test_a_switch_cut_short_by_a_crash_reads_as_interrupted(tmp_path: Path, models: Path) -> None:
+    with _server(tmp_path, models, load=True):
+        pass
+    target = {"kind": "text", "model": "tiny-text", "version": "ft-20260101T000000000000Z"}
+    running = {"state": "running", "previous": None, "target": target, "progress": 0.4, "started_at": "2026-01-01",
+               "finished_at": None, "error": None}  # fmt: skip
+    (tmp_path / "data" / "shop" / "embedder-switch.json").write_text(json.dumps(running))
+    with _server(tmp_path, models, load=False) as client:
+        status = client.get(f"{C}/embedder").json()
+    assert status["switch"]["state"] == "interrupted" and status["embedder"] == {"kind": "text", "model": "tiny-text"}
+
+
+def test_a_snapshot_carries_the_tuned_model_it_uses(shop: TestClient, tmp_path: Path) -> None:
+    _clicks(shop, 300)
+    shop.post(f"{C}/embedder/finetune", json={**FAST, "max_epochs": 2})
+    version = _finished(shop)["model"]["version"]
+    shop.post(f"{C}/embedder/finetune/apply")
+    _switched(shop)
+    snapshot = shop.post(f"{C}/snapshots").json()["name"]
+    assert shop.delete(C).status_code == 200  # the folder and its models/ are gone; the snapshot stays
+    restored = shop.post(f"{C}/snapshots/{snapshot}/restore")
+    assert restored.status_code == 200, restored.text
+    assert shop.get(f"{C}/embedder").json()["embedder"]["version"] == version
+    assert (tmp_path / "data" / "shop" / "models" / version / "modules.json").exists()
+    assert shop.post(f"{C}/search", json={"text": "crimson backpack", "k": 3}).status_code == 200

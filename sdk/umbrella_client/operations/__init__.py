@@ -14,7 +14,15 @@ from umbrella_client.operations.collections import (
     set_lexical,
     tune,
 )
-from umbrella_client.operations.embedder import cancel_finetune, finetune_curves, finetune_status, start_finetune
+from umbrella_client.operations.embedder import (
+    apply_finetune,
+    cancel_finetune,
+    finetune_curves,
+    finetune_status,
+    get_embedder,
+    rollback_finetune,
+    start_finetune,
+)
 from umbrella_client.operations.health import healthz, readyz
 from umbrella_client.operations.points import count, delete_points, get_points, scroll, upsert
 from umbrella_client.operations.recommend import (
@@ -37,6 +45,7 @@ from umbrella_client.operations.snapshots import (
 
 __all__ = [
     "add_events",
+    "apply_finetune",
     "cancel_finetune",
     "count",
     "create_collection",
@@ -51,6 +60,7 @@ __all__ = [
     "finetune_curves",
     "finetune_status",
     "get_collection",
+    "get_embedder",
     "get_points",
     "get_ranker",
     "get_user",
@@ -63,6 +73,7 @@ __all__ = [
     "recommend",
     "recommend_for_user",
     "restore_snapshot",
+    "rollback_finetune",
     "scroll",
     "search",
     "search_batch",

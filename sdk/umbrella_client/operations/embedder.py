@@ -1,4 +1,5 @@
-"""The collection's text model: fine-tune it from search feedback, follow the run, see its loss curves."""
+"""The collection's text model: fine-tune it from search feedback, follow the run, see its loss curves, apply the
+tuned model or roll back to the base."""
 
 from __future__ import annotations
 
@@ -54,4 +55,22 @@ def cancel_finetune(collection: str) -> Request:
 @operation("GET", "/collections/{name}/embedder/finetune/curves.svg", str)
 def finetune_curves(collection: str) -> Request:
     """The kept trial's train and validation loss per epoch, as SVG text."""
+    return Request(path={"name": collection})
+
+
+@operation("GET", "/collections/{name}/embedder", models.EmbedderStatus.from_json)
+def get_embedder(collection: str) -> Request:
+    """The model in use, the tuned versions kept, and the last switch between them."""
+    return Request(path={"name": collection})
+
+
+@operation("POST", "/collections/{name}/embedder/finetune/apply", models.EmbedderStatus.from_json)
+def apply_finetune(collection: str, version: str | None = None) -> Request:
+    """Re-embed every point with a tuned version (default: the last run's) and switch to it, in the background."""
+    return Request(path={"name": collection}, json=given(version=version))
+
+
+@operation("POST", "/collections/{name}/embedder/finetune/rollback", models.EmbedderStatus.from_json)
+def rollback_finetune(collection: str) -> Request:
+    """Re-embed every point with the base model and switch back to it, in the background."""
     return Request(path={"name": collection})

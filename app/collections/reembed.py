@@ -1,0 +1,47 @@
+"""Moving a collection to another text model: every point embedded again from its stored text in the background,
+then the model and the vectors switched in one batch (Collection.switch_embedder); until then nothing changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.collections.models import PointId
+from app.collections.view import Catalog
+
+CHUNK = 256  # points read and embedded at a time: the progress steps, and the most a cancel waits for
+
+
+class Stopped(Exception):
+    """The caller asked the re-embedding to stop; nothing was switched."""
+
+
+def reembed(
+    collection: Catalog,
+    spec: dict[str, Any],
+    *,
+    progress: Callable[[float], None] = lambda _: None,
+    stopped: Callable[[], bool] = lambda: False,
+) -> int:
+    """Embed every point that has a text source with the model `spec` names, and switch to it; returns the batch's
+    sequence number. Points written meanwhile are embedded again at the switch; searches use the old model and
+    vectors until it."""
+    embedder = collection.embedder_for(spec)
+    with collection.reading() as view:
+        as_of, ids = view.seq, view.ids(view.live_slots().tolist())
+    vectors: dict[PointId, np.ndarray] = {}
+    for start in range(0, len(ids), CHUNK):
+        if stopped():
+            raise Stopped
+        chunk = ids[start : start + CHUNK]
+        keys = [orjson.dumps(pid).decode() for pid in chunk]
+        found = collection.stored_sources(keys)
+        texts = [(pid, found[key][1].decode()) for pid, key in zip(chunk, keys, strict=True) if key in found]
+        if texts:
+            embedded = embedder.embed_texts([text for _, text in texts])
+            vectors.update(zip([pid for pid, _ in texts], embedded, strict=True))
+        progress(min(1.0, (start + len(chunk)) / len(ids)))
+    return collection.switch_embedder(spec, embedder, vectors, as_of)
