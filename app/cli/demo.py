@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from app.cli.remote import API_KEY, URL, _client
+from app.demo.feedback import feedback_clicks
 from app.demo.shop import shop_items, shopper_events
 
 INDEXES = {"category": "keyword", "brand": "keyword", "colour": "keyword", "material": "keyword", "price": "float"}
@@ -23,12 +24,19 @@ def demo_command() -> None:
 @click.option("--collection", "-c", default="shop", show_default=True, help="Products by words; NAME-photos by photo.")
 @click.option("--products", "n", type=click.IntRange(10, 50_000), default=200, show_default=True)
 @click.option("--users", type=click.IntRange(1, 10_000), default=60, show_default=True)
+@click.option(
+    "--searches",
+    type=click.IntRange(0, 100_000),
+    default=600,
+    show_default=True,
+    help="Clicks that came from a search in the shop's own words (events with a query): fine-tuning's pairs.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same shop.")
 @click.option("--replace", is_flag=True, help="Drop the two collections first if they exist.")
 @URL
 @API_KEY
 def products_command(
-    collection: str, n: int, users: int, seed: int, replace: bool, url: str, api_key: str | None
+    collection: str, n: int, users: int, searches: int, seed: int, replace: bool, url: str, api_key: str | None
 ) -> None:  # fmt: skip
     """A shop of N products in two collections, and what shoppers did in it.
 
@@ -36,7 +44,8 @@ def products_command(
     the SKU and brand and a thumbnail in each payload; COLLECTION-photos holds a drawn photo of each product
     (the model-free image embedder) with keywords over the titles. Both have the same ids and payload indexes
     (category, brand, colour, material, price). Views, clicks, carts and purchases of --users shoppers over
-    the last 30 days go to COLLECTION, and its ranker is trained on them.
+    the last 30 days go to COLLECTION, and its ranker is trained on them; so do --searches clicks that name the
+    words searched, mostly the shop's slang (app/demo/feedback.py), the first 50 of them searched with "log".
     """
     from umbrella_client.errors import NotFound
 
@@ -62,7 +71,10 @@ def products_command(
         )  # fmt: skip
         pictures, plain = (item.picture() for item in items), [i.payload(thumbnail=False) for i in items]
         _upload(client, photos, "photos", images=pictures, ids=ids, payloads=plain)
-        events = shopper_events(items, users, now=time.time(), seed=seed)
+        clicks = feedback_clicks(items, searches, now=time.time(), seed=seed)
+        for searched in clicks[:50]:  # what the first searches showed: the items passed over teach fine-tuning too
+            client.search(collection, text=searched["query"], k=10, with_payload=False, log=True)
+        events = sorted(shopper_events(items, users, now=time.time(), seed=seed) + clicks, key=lambda e: e["time"])
         batches = (events[i : i + 1000] for i in range(0, len(events), 1000))
         accepted = sum(client.add_events(collection, batch).accepted for batch in batches)
         click.echo(f"{accepted:,} events of {users} shoppers; training the ranker", err=True)
@@ -70,7 +82,7 @@ def products_command(
     auc = ranker.metrics.get("ranker", {}).get("auc")
     click.echo(
         f"{collection}: {n} products (words, keywords on sku and brand); {photos}: their photos; "
-        f"{accepted:,} events; ranker trained in {ranker.seconds:.1f} s"
+        f"{accepted:,} events ({searches} after a search); ranker trained in {ranker.seconds:.1f} s"
         + (f" (validation AUC {auc:.2f})" if auc is not None else "")
     )
     click.echo(f"try: open {url}/ and pick {collection!r}, or search for user shopper-1")

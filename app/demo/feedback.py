@@ -20,9 +20,9 @@ from app.demo.shop import DAY, ShopItem
 _SYLLABLES = ["vor", "rel", "quan", "tib", "lo", "dren", "mup", "sa", "kel", "zor", "fen", "ix", "bru", "nal"]
 
 
-def slang_names(seed: int = 0) -> dict[str, tuple[str, str]]:
-    """Two invented words per product type (the same for the same seed, and different from every brand)."""
-    rng = random.Random(seed + 7)
+def slang_names() -> dict[str, tuple[str, str]]:
+    """Two invented words per product type: the shop's slang, the same in every generated shop."""
+    rng = random.Random(7)
     taken: set[str] = set()
     names = {}
     for kind in sorted(TYPES):
@@ -58,7 +58,7 @@ def _by_type_and_colour(items: list[ShopItem]) -> dict[tuple[str, str], set[int]
 def feedback_clicks(items: list[ShopItem], n: int, now: float, seed: int = 0) -> list[dict[str, Any]]:
     """`n` clicks over the 30 days before `now`, each carrying the shop words searched: most in slang, some in
     the catalogue's words; the clicked product is one the words describe (shoppers found it by browsing on)."""
-    rng, slang = random.Random(seed + 3), slang_names(seed)
+    rng, slang = random.Random(seed + 3), slang_names()
     events = []
     for i in range(n):
         item = rng.choice(items)
@@ -77,7 +77,7 @@ def feedback_clicks(items: list[ShopItem], n: int, now: float, seed: int = 0) ->
 
 def slang_queries(items: list[ShopItem], n: int, seed: int = 1) -> list[Query]:
     """Held-out searches in shop slang, each with every product of that type and colour as its truth."""
-    rng, slang, groups = random.Random(seed + 5), slang_names(0), _by_type_and_colour(items)
+    rng, slang, groups = random.Random(seed + 5), slang_names(), _by_type_and_colour(items)
     chosen = rng.sample(items, min(n, len(items)))
     return [Query(_slang_query(rng, i, slang), frozenset(groups[(i.product.type, i.product.colour)])) for i in chosen]
 

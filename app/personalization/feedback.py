@@ -7,6 +7,7 @@ hard negatives. Texts are the items' stored sources, so deleted items and items 
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +90,20 @@ def split_by_time(pairs: list[FeedbackPair], validation: float, test: float) -> 
             got=counts,
         )
     return split
+
+
+def own_words(items: dict[str, str], n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (a run of 3 to 6 words of an item's text, that item's key): queries any text model answers before
+    tuning. Mixed into training they keep it from forgetting them (replay); held out they measure whether it did."""
+    rng = random.Random(seed)
+    keys = sorted(items)
+    out = []
+    for key in (rng.choice(keys) for _ in range(n if keys else 0)):
+        words = items[key].replace(".", " ").split()
+        length = min(len(words), rng.randint(3, 6))
+        start = rng.randrange(0, len(words) - length + 1)
+        out.append((" ".join(words[start : start + length]), key))
+    return out
 
 
 def _texts(collection: Catalog, keys: set[str]) -> dict[str, str]:

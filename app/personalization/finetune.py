@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,15 @@ from app.collections.reembed import Stopped, reembed
 from app.collections.view import Catalog
 from app.core.errors import CannotFinetune, FinetuneInProgress, FinetuneNotFound, InvalidInput
 from app.embedding import tuning
-from app.personalization.feedback import FeedbackPair, Split, normalise, pairs_from_feedback, pairs_given, split_by_time
+from app.personalization.feedback import (
+    FeedbackPair,
+    Split,
+    normalise,
+    own_words,
+    pairs_from_feedback,
+    pairs_given,
+    split_by_time,
+)
 from app.personalization.service import Personalization
 from app.ranking.curves import curves_svg
 from app.ranking.metrics import mrr_at_k, recall_at_k
@@ -34,6 +43,7 @@ from app.storage.files import atomic_write_bytes
 log = logging.getLogger(__name__)
 CATALOGUE_LIMIT = 20_000  # items the test queries are ranked against: every positive, then a sample of the rest
 MRR_DEPTH = 100
+OWN_WORDS_QUERIES = 200  # held-out runs of the items' own words: the guard against forgetting
 
 
 @dataclass(frozen=True)
@@ -41,12 +51,14 @@ class Options:
     pairs: list[tuple[str, PointId]] | None = None  # (query, item id) given by the caller instead of the feedback
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
+    replay: float = 0.5  # own-words pairs mixed into training, per feedback pair
     grid: tuning.Grid = field(default_factory=tuning.Grid)
 
     @classmethod
     def of(cls, fields: dict[str, Any], pairs: list[tuple[str, PointId]] | None) -> Options:
-        """From the request's fields: the split's fractions, and the grid's (lists become tuples)."""
-        fractions = {k: fields.pop(k) for k in ("validation_fraction", "test_fraction")}
+        """From the request's fields: the split's fractions and the replay share, and the grid's (lists become
+        tuples)."""
+        fractions = {k: fields.pop(k) for k in ("validation_fraction", "test_fraction", "replay")}
         grid = tuning.Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
         return cls(pairs=pairs, grid=grid, **fractions)
 
@@ -56,7 +68,8 @@ def _now() -> str:
 
 
 class FineTuner:
-    """The part of a collection that tunes its text model; the run is a thread this part owns and joins."""
+    """The part of a collection that tunes its text model and switches it; each runs in a thread this part owns
+    and joins."""
 
     def __init__(self, collection: Catalog) -> None:
         self.collection = collection
@@ -104,7 +117,12 @@ class FineTuner:
                 "progress": 0.0,
                 "eta_seconds": None,
                 "model": {"base": self.collection.config.embedder, "version": None},
-                "pairs": {**split.counts(), "with_negatives": sum(bool(p.negatives) for p in pairs), "source": origin},
+                "pairs": {
+                    **split.counts(),
+                    "with_negatives": sum(bool(p.negatives) for p in pairs),
+                    "source": origin,
+                    "replay": _replayed(options, split),
+                },
                 "grid": asdict(options.grid),
                 "trials": [],
                 "chosen": None,
@@ -112,7 +130,7 @@ class FineTuner:
                 "error": None,
             }
             self._thread = threading.Thread(
-                target=self._run, args=(model_path, split, options.grid), name=f"{self.collection.name}-finetune"
+                target=self._run, args=(model_path, split, options), name=f"{self.collection.name}-finetune"
             )
             self._thread.start()
             return dict(self._live)
@@ -223,7 +241,7 @@ class FineTuner:
                 self._switch["progress"] = round(share, 4)
 
     def _save_switch(self) -> None:
-        atomic_write_bytes(self.collection.folder / SWITCH_FILE, orjson.dumps(self._switch))
+        _keep(self.collection.folder / SWITCH_FILE, self._switch)
 
     def _settled_switch(self) -> dict[str, Any] | None:
         """The last switch as the previous process left it: one it was running when it stopped either committed
@@ -255,23 +273,25 @@ class FineTuner:
             )
         return self.collection.embedder.path  # type: ignore[union-attr]
 
-    def _run(self, model_path: Any, split: Split, grid: tuning.Grid) -> None:
-        began = time.perf_counter()
+    def _run(self, model_path: Any, split: Split, options: Options) -> None:
+        began, grid = time.perf_counter(), options.grid
         try:
             model = tuning.load(model_path)
             items = self._catalogue(split)
-            base = _quality(model, split.test, items)
+            held_out = own_words(items, OWN_WORDS_QUERIES, seed=grid.seed + 1)
+            base = _quality(model, split.test, items, held_out)
             self._update(phase="training", metrics={"base": base, "tuned": None})
+            replay = own_words(items, _replayed(options, split), seed=grid.seed)
             trials, chosen = tuning.finetune(
                 model,
-                [_pair(p) for p in split.train],
+                [_pair(p) for p in split.train] + [tuning.Pair(words, items[key]) for words, key in replay],
                 [_pair(p) for p in split.validation],
                 grid,
                 progress=lambda index, trials, share: self._progress(trials, share, began),
                 cancelled=self._cancel.is_set,
             )
             self._update(phase="evaluating the tuned model", trials=[t.to_json() for t in trials], chosen=chosen)
-            tuned = _quality(model, split.test, items)
+            tuned = _quality(model, split.test, items, held_out)
             version = "ft-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             model.save(str(self.collection.folder / MODELS_DIR / version))
             self._finish("done", began, metrics={"base": base, "tuned": tuned}, version=version)
@@ -314,29 +334,53 @@ class FineTuner:
             report["model"] = {**report.get("model", {}), "version": version}
             if state == "done":
                 report["progress"] = 1.0
-            atomic_write_bytes(self.collection.folder / FINETUNE_FILE, orjson.dumps(report))
+            _keep(self.collection.folder / FINETUNE_FILE, report)
             self._live = None
         log.info("%s: fine-tuning %s in %.0f s", self.collection.name, state, report["seconds"])
+
+
+def _keep(path: Path, report: dict[str, Any] | None) -> None:
+    """Write a report beside the collection; a collection dropped meanwhile has no folder left to keep it in."""
+    try:
+        atomic_write_bytes(path, orjson.dumps(report))
+    except FileNotFoundError:
+        log.info("%s: not kept, the collection is gone", path.name)
+
+
+def _replayed(options: Options, split: Split) -> int:
+    return round(options.replay * len(split.train))
 
 
 def _pair(p: FeedbackPair) -> tuning.Pair:
     return tuning.Pair(p.query, p.text, p.negatives[0] if p.negatives else None)
 
 
-def _quality(model: Any, test: list[FeedbackPair], items: dict[str, str]) -> dict[str, float | None]:
+def _quality(
+    model: Any, test: list[FeedbackPair], items: dict[str, str], own: list[tuple[str, str]]
+) -> dict[str, float | None]:
     """recall@10 and MRR (first relevant item within the top 100) of the test queries, each ranked by the model
-    against the catalogue; a query that led to several items in the test counts them all as relevant."""
+    against the catalogue (a query that led to several items in the test counts them all as relevant); and the
+    MRR of held-out runs of the items' own words, which a model that forgot what it knew would lose."""
     relevant: dict[str, set[str]] = defaultdict(set)
     asked: dict[str, str] = {}
     for p in test:
         relevant[normalise(p.query)].add(p.item)
         asked.setdefault(normalise(p.query), p.query)
     keys = list(items)
-    scores = tuning.encode(model, [asked[q] for q in relevant]) @ tuning.encode(model, [items[k] for k in keys]).T
-    top = np.argsort(-scores, axis=1)[:, :MRR_DEPTH]
-    ranked = [[keys[j] for j in row] for row in top]
-    wanted = list(relevant.values())
-    return {"recall_at_10": recall_at_k(ranked, wanted, 10), "mrr": mrr_at_k(ranked, wanted, MRR_DEPTH)}
+    catalogue = tuning.encode(model, [items[k] for k in keys])
+
+    def ranked(queries: list[str]) -> list[list[str]]:
+        top = np.argsort(-(tuning.encode(model, queries) @ catalogue.T), axis=1)[:, :MRR_DEPTH]
+        return [[keys[j] for j in row] for row in top]
+
+    feedback, wanted = ranked([asked[q] for q in relevant]), list(relevant.values())
+    return {
+        "recall_at_10": recall_at_k(feedback, wanted, 10),
+        "mrr": mrr_at_k(feedback, wanted, MRR_DEPTH),
+        "own_words_mrr": mrr_at_k(ranked([words for words, _ in own]), [{key} for _, key in own], MRR_DEPTH)
+        if own
+        else None,
+    }
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,13 @@ class FinetuneRequest(Strict):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     validation_fraction: Fraction = Field(0.15, description="The newer pairs that choose the epoch and the trial.")
     test_fraction: Fraction = Field(0.15, description="The newest pairs, on which base and tuned model are compared.")
+    replay: float = Field(
+        0.5,
+        ge=0,
+        le=4,
+        description="Pairs made of the items' own words (a few words of an item's text → that item) mixed into "
+        "training, per feedback pair: they keep the model from forgetting what it knew. 0: none.",
+    )
 
 
 class EpochOut(Strict):
@@ -57,6 +64,9 @@ class TrialOut(Strict):
 class Quality(Strict):
     recall_at_10: float | None = Field(description="Share of a test query's items found in its top 10.")
     mrr: float | None = Field(description="Mean of 1 / the rank of a test query's first item (within 100).")
+    own_words_mrr: float | None = Field(
+        description="MRR of held-out runs of the items' own words: what the model knew; tuning should not lose it."
+    )
 
 
 class QualityPair(Strict):
@@ -69,6 +79,7 @@ class PairCounts(Strict):
     validation: int
     test: int
     with_negatives: int = Field(description="Pairs with an item shown for the query and passed over.")
+    replay: int | None = Field(None, description="Own-words pairs mixed into training.")
     source: Literal["feedback", "given"]
 
 

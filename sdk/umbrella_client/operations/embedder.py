@@ -23,6 +23,7 @@ def start_finetune(
     seed: int | None = None,
     validation_fraction: float | None = None,
     test_fraction: float | None = None,
+    replay: float | None = None,
 ) -> Request:
     """Fine-tune a copy of the text model on (query, item) pairs in the background: the collection's search
     feedback (events with a query), or `pairs` given oldest first. Options left out take the server's defaults."""
@@ -36,6 +37,7 @@ def start_finetune(
         seed=seed,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
+        replay=replay,
     )
     return Request(path={"name": collection}, json=body)
 
