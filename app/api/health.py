@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.access import GuardedRoute, needs
@@ -30,3 +31,13 @@ async def readyz(registry: RegistryDep, access: AccessDep) -> Response:
     ready = all(state == "ready" for state in states.values())
     shown = {name: state for name, state in states.items() if access.can("r", name)}
     return json_response({"status": "ready" if ready else "not_ready", "collections": shown}, 200 if ready else 503)
+
+
+@router.get("/cluster", openapi_extra=needs("manage"))
+async def cluster(registry: RegistryDep) -> Response:
+    """The Ray cluster behind sharded collections: its nodes, and for each sharded collection where every copy
+    is, whether it answers and holds every write, its last batch number and count. Without UMBRELLA_RAY_ADDRESS
+    there is none: no nodes, no collections."""
+    if registry.sharded is None:
+        return json_response({"ray_address": None, "nodes": [], "collections": []})
+    return json_response(await run_in_threadpool(registry.sharded.status))

@@ -62,7 +62,7 @@ async def upsert_points(body: UpsertRequest, collection: CollectionDep, settings
     return WriteResult(count=len(points), seq=seq)
 
 
-@router.post("/get", openapi_extra=needs("read"), response_model=PointList)
+@router.post("/get", openapi_extra=needs("read"), response_model=PointList, responses=errors(503))
 async def get_points(body: GetRequest, collection: CollectionDep, settings: SettingsDep) -> Response:
     check_batch(len(body.ids), settings.max_batch_points, "ids")
     points = await run_in_threadpool(
@@ -75,7 +75,7 @@ async def get_points(body: GetRequest, collection: CollectionDep, settings: Sett
     return json_response({"points": [point_json(p) for p in points]})
 
 
-@router.post("/delete", openapi_extra=needs("write"), response_model=WriteResult)
+@router.post("/delete", openapi_extra=needs("write"), response_model=WriteResult, responses=errors(503))
 async def delete_points(body: DeleteRequest, collection: CollectionDep, settings: SettingsDep) -> WriteResult:
     """Delete by ids or by filter; answered once the deletion is on disk."""
     if body.ids is not None:
@@ -87,13 +87,13 @@ async def delete_points(body: DeleteRequest, collection: CollectionDep, settings
     return WriteResult(count=count, seq=seq)
 
 
-@router.post("/count", openapi_extra=needs("read"), response_model=CountResult)
+@router.post("/count", openapi_extra=needs("read"), response_model=CountResult, responses=errors(503))
 async def count_points(body: CountRequest, collection: CollectionDep) -> CountResult:
     flt = body.filter.as_dict() if body.filter else None
     return CountResult(count=await run_in_threadpool(collection.count_matching, flt))
 
 
-@router.post("/scroll", openapi_extra=needs("read"), response_model=ScrollPage)
+@router.post("/scroll", openapi_extra=needs("read"), response_model=ScrollPage, responses=errors(503))
 async def scroll_points(body: ScrollRequest, collection: CollectionDep) -> Response:
     """Page through points in storage order; pass next_offset back to continue."""
     page = await run_in_threadpool(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated
 
@@ -56,10 +57,17 @@ async def answer(
     one batch), then search on a search worker (CPU-bound: at most one per core). `queries_of` decodes the
     wire vectors and images: for a batch of 10k vectors that is ~0.1 s, which must not run on the loop.
     """
+    run = _searcher(collection)
     if embed:
         queries = await run_in_threadpool(lambda: embed_queries(collection, queries_of()))
-        return await on_search_worker(workers, searcher.search, collection, queries)
-    return await on_search_worker(workers, lambda: searcher.search(collection, queries_of()))
+        return await on_search_worker(workers, run, queries)
+    return await on_search_worker(workers, lambda: run(queries_of()))
+
+
+def _searcher(collection: Collection) -> Callable[[list[Query]], list[SearchResult]]:
+    """A sharded collection (app/cluster) searches by asking its shards; a local one is searched here."""
+    own: Callable[[list[Query]], list[SearchResult]] | None = getattr(collection, "search", None)
+    return own if own is not None else functools.partial(searcher.search, collection)
 
 
 def _by_content(req: SearchRequest) -> bool:

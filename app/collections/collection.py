@@ -344,8 +344,10 @@ class Collection:
         vectors: np.ndarray,
         payloads: list[dict[str, Any] | None],
         sources: list[Source | None] | None = None,
+        seq: int | None = None,
     ) -> int:
-        """Insert or replace points; all or nothing. Returns the batch's sequence number.
+        """Insert or replace points; all or nothing. Returns the batch's sequence number (`seq` when the caller
+        numbers its batches: a shard copy).
 
         `sources` (what each point was embedded from) is kept only if the collection is configured
         to keep it; a point upserted without one loses the one it had.
@@ -378,7 +380,7 @@ class Collection:
                 (key, slot, vec.tobytes(), None if p is None else p.decode())
                 for key, slot, vec, p in zip(id_json, slots.tolist(), vectors, payload_json, strict=True)
             ]
-            seq = self._store.write_batch(rows, [], kept, docs)
+            seq = self._store.write_batch(rows, [], kept, docs, seq=seq)
             with self._rw.write():
                 self._table.upsert(ids, slots, vectors, payload_json, [payloads[i] for i in order], reused)
                 self.graph.apply(slots[moved], vectors[moved])
@@ -402,25 +404,35 @@ class Collection:
         vectors, sources = vectors_of(self.embedder, self.name, self._config.dim, points)
         return self.upsert([p.id for p in points], vectors, [p.payload for p in points], sources)
 
-    def delete(self, ids: list[PointId]) -> tuple[int, int]:
-        """Delete the given ids (unknown ones are skipped). Returns (deleted count, sequence number)."""
+    def delete(self, ids: list[PointId], seq: int | None = None) -> tuple[int, int]:
+        """Delete the given ids (unknown ones are skipped). Returns (deleted count, sequence number); a batch the
+        caller numbers (`seq`) is recorded even when it deletes nothing, so every copy of a shard counts alike."""
         with self._write_mutex:
             self._view()
             slot_of = self._table.slot_of
             found = [(pid, slot_of[pid]) for pid in dict.fromkeys(ids) if pid in slot_of]
-            if not found:
+            if not found and seq is None:
                 return 0, self._store.seq
-            seq = self._store.write_batch([], [(orjson.dumps(pid).decode(), slot) for pid, slot in found])
+            seq = self._store.write_batch([], [(orjson.dumps(pid).decode(), slot) for pid, slot in found], seq=seq)
             with self._rw.write():
                 slots = self._table.delete(found)
                 self.graph.apply(slots, None)
             self.graph.note_changes(len(found))
         return len(found), seq
 
-    def delete_by_filter(self, flt: dict[str, Any]) -> tuple[int, int]:
+    def delete_by_filter(self, flt: dict[str, Any], seq: int | None = None) -> tuple[int, int]:
         with self.reading() as view:
             ids = view.ids(np.flatnonzero(view.mask(flt)).tolist())
-        return self.delete(ids)
+        return self.delete(ids, seq)
+
+    def changes_since(self, seq: int) -> tuple[int, list[Point], list[PointId]]:
+        """(the last batch number, every point that batches after `seq` wrote, with vector, payload and source,
+        and the id of every stored point) as of one batch boundary: what a copy that stopped at `seq` lacks."""
+        with self.quiesced() as view:
+            written = {orjson.loads(key) for key in self._store.ids_written_since(seq)}
+            slots = [view.slot_of(pid) for pid in written]
+            points = view.points(slots, with_payload=True, with_vector=True)  # type: ignore[arg-type]
+            return view.seq, self._with_sources(points), view.ids(view.live_slots().tolist())
 
     def embedder_for(self, spec: dict[str, Any]) -> Embedder:
         """The embedder a spec names (a fine-tuned version among this collection's models), from the shared pool."""

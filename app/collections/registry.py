@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 from app.collections.collection import Collection, PartFactory
 from app.collections.layout import (
@@ -21,7 +22,7 @@ from app.collections.layout import (
 )
 from app.collections.models import CollectionConfig
 from app.core.config import Settings
-from app.core.errors import CollectionExists, CollectionNotFound, InvalidInput
+from app.core.errors import CollectionExists, CollectionNotFound, InvalidInput, NotOnShards
 from app.embedding.factory import EmbedderPool
 from app.storage.lockfile import DataDirLock
 
@@ -38,6 +39,23 @@ def check_name(name: str) -> str:
     return name
 
 
+class Sharded(Protocol):
+    """Collections spread over other processes (app/cluster: shards on Ray), offered beside the local ones. Each
+    answers what the point and search routes call on a Collection, and a clear 400 for the rest."""
+
+    def find(self, name: str) -> Any | None: ...
+
+    def names(self) -> list[str]: ...
+
+    def create(self, config: CollectionConfig, shards: int, replicas: int, write_quorum: int | None) -> Any: ...
+
+    def drop(self, name: str) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
 class CollectionRegistry:
     """Owns every open collection of a data directory; `parts` are attached to each collection it opens."""
 
@@ -49,6 +67,7 @@ class CollectionRegistry:
         self._collections: dict[str, Collection] = {}
         self._mutex = threading.Lock()
         self.failed: dict[str, str] = {}  # collections whose database could not be opened
+        self.sharded: Sharded | None = None  # set by the app when a Ray cluster is configured
         self.embedders = EmbedderPool(
             settings.models_dir,
             max_batch=settings.embed_max_batch,
@@ -80,6 +99,8 @@ class CollectionRegistry:
                 aside.rename(folder)
 
     def close(self) -> None:
+        if self.sharded is not None:
+            self.sharded.close()
         with self._mutex:
             for collection in self._collections.values():
                 collection.close()
@@ -87,9 +108,26 @@ class CollectionRegistry:
         self.embedders.close()
         self._lock.release()
 
+    def create_sharded(self, config: CollectionConfig, shards: int, replicas: int, write_quorum: int | None) -> Any:
+        """A collection spread over `shards` shards of `replicas` copies each, on the Ray cluster."""
+        check_name(config.name)
+        if self.sharded is None:
+            raise NotOnShards(
+                "shards and replicas need a Ray cluster: start the server with UMBRELLA_RAY_ADDRESS set",
+                operation="shards",
+            )
+        if config.name in self._collections or (self.root / config.name).exists():
+            raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
+        embedder = self.embedders.get(config.embedder) if config.embedder else None
+        if embedder is not None and not config.dim:
+            config = dataclasses.replace(config, dim=embedder.dim)
+        return self.sharded.create(config, shards, replicas, write_quorum)
+
     def create(self, config: CollectionConfig) -> Collection:
         """Create a collection; an embedder that cannot be built fails here, not on the first insert."""
         check_name(config.name)
+        if self.sharded is not None and self.sharded.find(config.name) is not None:
+            raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
         embedder = self.embedders.get(config.embedder) if config.embedder else None  # a new one has no versions
         if embedder is not None and not config.dim:
             config = dataclasses.replace(config, dim=embedder.dim)
@@ -112,15 +150,21 @@ class CollectionRegistry:
             return collection
 
     def get(self, name: str) -> Collection:
+        """The collection of that name: a local one, or a sharded one that stands in for it."""
         collection = self._collections.get(name)
+        if collection is None and self.sharded is not None:
+            collection = self.sharded.find(name)
         if collection is None:
             raise CollectionNotFound(f"collection '{name[:100]}' does not exist", name=name[:100])
-        return collection
+        return collection  # type: ignore[no-any-return]
 
     def names(self) -> list[str]:
-        return sorted(self._collections)
+        return sorted([*self._collections, *(self.sharded.names() if self.sharded is not None else [])])
 
     def drop(self, name: str) -> None:
+        if name not in self._collections and self.sharded is not None and self.sharded.find(name) is not None:
+            self.sharded.drop(name)
+            return
         with self._mutex:
             collection = self.get(name)
             del self._collections[name]
@@ -137,6 +181,8 @@ class CollectionRegistry:
         moved back and reopened, so the data it held is never lost. A crash midway is settled by `open`.
         """
         check_name(name)
+        if self.sharded is not None and self.sharded.find(name) is not None:
+            raise NotOnShards(f"collection '{name}' is sharded: restoring a snapshot into it is not offered yet")
         with self._mutex:
             folder = self.root / name
             aside = self.root / f"{RESTORING_PREFIX}{name}"

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
         1024, ge=1, description="Most items waiting to be embedded per model; beyond it requests get 429."
     )
 
+    ray_address: str | None = Field(
+        None,
+        description="A Ray cluster to place sharded collections on (`auto`, `ray://host:10001`, or a head "
+        "node's address); without it the server is one process and Ray is never imported.",
+    )
+    shard_timeout_s: float = Field(
+        10, gt=0, description="How long a sharded collection waits for one copy of a shard to answer."
+    )
+
     @model_validator(mode="after")
     def _keys_make_sense(self) -> Settings:
         if self.read_only_api_key and not self.api_key:

@@ -12,7 +12,8 @@ UmbrellaError
 │   ├── ImageTooLarge
 │   ├── ModelNotFound
 │   ├── InvalidSnapshot         a snapshot file that is unreadable or fails its checksums
-│   └── CannotFinetune          a collection whose model cannot be tuned (its kind, no stored sources)
+│   ├── CannotFinetune          a collection whose model cannot be tuned (its kind, no stored sources)
+│   └── NotOnShards             an operation a sharded collection does not offer (yet), or sharding without Ray
 ├── Unauthorized (401)
 ├── NotFound (404)
 │   ├── CollectionNotFound
@@ -31,6 +32,7 @@ UmbrellaError
 ├── ValidationFailed (422)      the request did not match the schema
 ├── Overloaded (429)            too much work queued; retry after `retry_after` seconds
 └── NotReady (503)
+    └── ShardUnavailable        a shard with no live copy, or too few copies to acknowledge a write
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ class InvalidSnapshot(InvalidInput):
 
 class CannotFinetune(InvalidInput):
     code = "cannot_finetune"
+
+
+class NotOnShards(InvalidInput):
+    code = "not_on_shards"
 
 
 class Unauthorized(UmbrellaError):
@@ -195,6 +201,10 @@ class Overloaded(UmbrellaError):
 class NotReady(UmbrellaError):
     code = "not_ready"
     status_code = 503
+
+
+class ShardUnavailable(NotReady):
+    code = "shard_unavailable"
 
 
 class InsufficientStorage(UmbrellaError):

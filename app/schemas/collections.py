@@ -149,6 +149,17 @@ class CollectionCreate(Strict):
         None,
         description="Keep a keyword (BM25) index for lexical and hybrid search; change it later with PUT …/lexical.",
     )
+    shards: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Spread the points over this many shards on the Ray cluster (needs UMBRELLA_RAY_ADDRESS); "
+        "absent: a collection of this server alone.",
+    )
+    replicas: int = Field(1, ge=1, le=16, description="Copies of each shard, each on a different node.")
+    write_quorum: int | None = Field(
+        None, ge=1, le=16, description="Copies that must commit a write before it is acknowledged (a majority)."
+    )
 
     @model_validator(mode="after")
     def _dim_or_embedder(self) -> CollectionCreate:
@@ -196,6 +207,9 @@ class CollectionInfo(Strict):
     )
     memory_bytes: int = Field(description="Approximate memory held by vectors, graph and payloads.")
     seq: int = Field(description="Sequence number of the last applied write batch.")
+    shards: int | None = Field(None, description="Shards on the Ray cluster; null for a collection of this server.")
+    replicas: int | None = Field(None, description="Copies of each shard (sharded collections).")
+    write_quorum: int | None = Field(None, description="Copies a write needs before it is acknowledged (sharded).")
     recall_estimate: float | None = Field(
         description="Live recall@k of graph searches: a sample re-run exactly in the background "
         "(UMBRELLA_RECALL_SAMPLE_EVERY); null before the first sample."

@@ -136,6 +136,7 @@ class PointStore:
         sources: list[tuple[str, str, bytes] | None] | None = None,
         lexical: list[str] | None = None,
         meta: dict[str, Any] | None = None,
+        seq: int | None = None,
     ) -> int:
         """Apply one batch atomically; returns its sequence number. Nothing is visible until commit.
 
@@ -143,12 +144,16 @@ class PointStore:
         points were made from; without it the sources table is not touched, which keeps bulk vector
         loads into collections that keep no sources free of its cost. `lexical`, one document per upsert
         (see app/index/tokens.py), replaces their rows in the lexical index, likewise only when given.
-        `meta` entries are set in the same transaction (a config that changes with the vectors).
+        `meta` entries are set in the same transaction (a config that changes with the vectors). `seq` numbers
+        the batch when the caller does (a shard's copies all take the number their router gave the batch); it
+        must be above every number before, since checkpoints say which batches they cover by it.
         """
+        if seq is not None and seq <= self.seq:
+            raise ValueError(f"batch number {seq} is not above the last one, {self.seq}")
         with self._lock:
             cur = self._conn.cursor()
             with self._transaction(cur):
-                seq = self.seq + 1
+                seq = self.seq + 1 if seq is None else seq
                 if deletes:
                     cur.executemany("DELETE FROM points WHERE id = ?", [(i,) for i, _ in deletes])
                     cur.executemany("INSERT INTO tombstones VALUES (?, ?)", [(s, seq) for _, s in deletes])

@@ -83,6 +83,7 @@ class Client:
 
     healthz = sync_method(ops.healthz)
     readyz = sync_method(ops.readyz)
+    cluster = sync_method(ops.cluster)
     create_collection = sync_method(ops.create_collection)
     list_collections = sync_method(ops.list_collections)
     get_collection = sync_method(ops.get_collection)
@@ -198,6 +199,7 @@ class AsyncClient:
 
     healthz = async_method(ops.healthz)
     readyz = async_method(ops.readyz)
+    cluster = async_method(ops.cluster)
     create_collection = async_method(ops.create_collection)
     list_collections = async_method(ops.list_collections)
     get_collection = async_method(ops.get_collection)

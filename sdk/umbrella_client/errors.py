@@ -11,7 +11,8 @@ UmbrellaError                    code, status, message, details, retry_after
 │   ├── ImageTooLarge
 │   ├── ModelNotFound
 │   ├── InvalidSnapshot
-│   └── CannotFinetune
+│   ├── CannotFinetune
+│   └── NotOnShards               an operation a sharded collection does not offer yet, or sharding without Ray
 ├── Unauthorized (401)            no key, a wrong key, or a bad or expired token
 ├── Forbidden (403)               a valid key or token that does not cover this collection or operation
 ├── NotFound (404)
@@ -31,6 +32,7 @@ UmbrellaError                    code, status, message, details, retry_after
 ├── ValidationFailed (422)
 ├── Overloaded (429)             retry after `retry_after` seconds
 ├── NotReady (503)
+│   └── ShardUnavailable         a shard with no live copy, or too few copies to acknowledge a write
 ├── InsufficientStorage (507)    the server's disk is full; nothing of the write was kept
 └── ConnectionFailed             client side: no answer (refused, reset, timed out); status is None
 
@@ -120,6 +122,10 @@ class InvalidSnapshot(InvalidInput):
 
 class CannotFinetune(InvalidInput):
     code = "cannot_finetune"
+
+
+class NotOnShards(InvalidInput):
+    code = "not_on_shards"
 
 
 class Unauthorized(UmbrellaError):
@@ -213,6 +219,10 @@ class InsufficientStorage(UmbrellaError):
 class NotReady(UmbrellaError):
     code = "not_ready"
     status_code = 503
+
+
+class ShardUnavailable(NotReady):
+    code = "shard_unavailable"
 
 
 class ConnectionFailed(UmbrellaError):

@@ -54,6 +54,9 @@ class CollectionInfo:
     lexical_state: str = "off"  # off | building | ready | failed
     lexical_progress: float = 1.0
     payload_index_builds: dict[str, float] = dataclasses.field(default_factory=dict)  # field → share built
+    shards: int | None = None  # sharded collections (on a Ray cluster): shards, copies of each, copies a write needs
+    replicas: int | None = None
+    write_quorum: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CollectionInfo:

@@ -49,6 +49,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "GET /healthz": {},
     "GET /readyz": {},
     "GET /metrics": {},
+    "GET /cluster": {},
     "GET /collections": {},
     "PUT /collections/{name}": {"url": "/collections/c", "json": {"dim": 4}},  # exists: 409 when allowed
     "GET /collections/{name}": {},

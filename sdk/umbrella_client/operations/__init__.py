@@ -23,7 +23,7 @@ from umbrella_client.operations.embedder import (
     rollback_finetune,
     start_finetune,
 )
-from umbrella_client.operations.health import healthz, readyz
+from umbrella_client.operations.health import cluster, healthz, readyz
 from umbrella_client.operations.points import count, delete_points, get_points, scroll, upsert
 from umbrella_client.operations.recommend import (
     add_events,
@@ -47,6 +47,7 @@ __all__ = [
     "add_events",
     "apply_finetune",
     "cancel_finetune",
+    "cluster",
     "count",
     "create_collection",
     "create_snapshot",

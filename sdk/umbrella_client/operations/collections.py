@@ -23,10 +23,17 @@ def create_collection(
     strict: bool | None = None,
     recommendation: Mapping[str, Any] | None = None,
     lexical: Mapping[str, Any] | None = None,
+    shards: int | None = None,
+    replicas: int | None = None,
+    write_quorum: int | None = None,
 ) -> Request:
     """Create a collection of `dim`-dimensional vectors, or one with a server-side `embedder` ({"kind": …});
-    `lexical={"fields": [...]}` keeps a keyword index for lexical and hybrid search."""
+    `lexical={"fields": [...]}` keeps a keyword index for lexical and hybrid search; `shards` (with `replicas`
+    and `write_quorum`) spreads it over the server's Ray cluster."""
     body = given(
+        shards=shards,
+        replicas=replicas,
+        write_quorum=write_quorum,
         dim=dim,
         embedder=embedder,
         metric=metric,

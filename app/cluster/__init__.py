@@ -1,0 +1,1 @@
+"""Sharded, replicated collections on a Ray cluster: the same interfaces as a local collection, shards as actors."""

@@ -1,0 +1,100 @@
+"""ShardCopy: one copy of one shard, a whole single-node Collection in its own folder, run as a Ray actor.
+
+Everything a copy stores goes through Collection (SQLite with fsync first, then memory), so a copy is as
+durable as a single-node collection, and a copy that restarts (its node came back) opens what it had.
+The copy never embeds: the router embeds once and sends vectors, so every copy holds the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.collections.collection import Collection
+from app.collections.layout import DB_FILE
+from app.collections.models import CollectionConfig, Page, Point, PointId, Source
+from app.core.config import Settings
+from app.embedding.factory import EmbedderPool
+from app.search import searcher
+from app.search.models import Query, SearchResult
+
+
+class ShardCopy:
+    """The calls a sharded collection makes on one copy (Ray runs them on the node the copy was placed on)."""
+
+    def __init__(self, folder: str, config: dict[str, Any], settings: dict[str, Any]) -> None:
+        where, own = Path(folder), Settings(**settings)
+        if (where / DB_FILE).exists():
+            self.collection = Collection.open(where, own, EmbedderPool(None))
+        else:
+            self.collection = Collection.create(where, CollectionConfig.from_json(config), own)
+
+    def upsert(
+        self,
+        seq: int,
+        ids: list[PointId],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any] | None],
+        sources: list[Source | None] | None,
+    ) -> int:
+        return self.collection.upsert(ids, vectors, payloads, sources, seq=seq)
+
+    def delete(self, seq: int, ids: list[PointId]) -> tuple[int, int]:
+        return self.collection.delete(ids, seq)
+
+    def delete_by_filter(self, seq: int, flt: dict[str, Any]) -> tuple[int, int]:
+        return self.collection.delete_by_filter(flt, seq)
+
+    def changes_since(self, seq: int) -> tuple[int, list[Point], list[PointId]]:
+        return self.collection.changes_since(seq)
+
+    def catch_up(self, seq: int, points: list[Point], ids: list[PointId]) -> int:
+        """Become what a fresh copy was at batch `seq`: take the points it wrote after this copy's last batch and
+        drop what it no longer holds. Batches are one kind (upsert or delete), so a gap holding both spans at
+        least two numbers and the deletes can take one below `seq`."""
+        held = set(ids)
+        with self.collection.reading() as view:
+            gone = [pid for pid in view.ids(view.live_slots().tolist()) if pid not in held]
+        if gone and points:
+            self.collection.delete(gone)
+        if points:
+            vectors = np.stack([p.vector for p in points])
+            payloads = [None if p.payload_json is None else orjson.loads(p.payload_json) for p in points]
+            sources = [p.source for p in points]
+            return self.collection.upsert([p.id for p in points], vectors, payloads, sources, seq=seq)
+        return self.collection.delete(gone, seq)[1]
+
+    def get(self, ids: list[PointId], with_payload: bool, with_vector: bool, with_source: bool) -> list[Point]:
+        """The stored points among the ids (the router says which are missing: it asked every shard)."""
+        with self.collection.reading() as view:
+            held = [pid for pid in ids if pid in view]
+        return self.collection.get(held, with_payload=with_payload, with_vector=with_vector, with_source=with_source)
+
+    def count(self, flt: dict[str, Any] | None) -> int:
+        return self.collection.count_matching(flt)
+
+    def scroll(self, flt: dict[str, Any] | None, limit: int, offset: int | None, **wanted: bool) -> Page:
+        return self.collection.scroll(flt, limit, offset, **wanted)
+
+    def search(self, queries: list[Query]) -> list[SearchResult]:
+        """Vector queries (the router embedded them), each answered by this copy's planner and index."""
+        return searcher.search(self.collection, queries)
+
+    def state(self) -> dict[str, Any]:
+        import ray
+
+        info = self.collection.info()
+        return {
+            "seq": info["seq"],  # the last batch applied: its shard's number
+            "count": info["count"],
+            "index_state": info["index_state"],
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
+
+    def close(self) -> None:
+        self.collection.close()

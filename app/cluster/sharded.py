@@ -1,0 +1,472 @@
+"""ShardedCollection: the router's side of a collection split into shards, each kept in several copies on Ray.
+
+Writes: a point goes to shard `shard_of(id)`; each shard numbers its batches, sends a batch to every copy that
+holds all the shard's earlier batches (a "fresh" copy) and acknowledges it once `write_quorum` of them have
+committed it (each commits to its own SQLite with fsync first). A copy that misses a batch (its node is gone,
+it timed out) is no longer fresh: it gets no writes and serves no reads until `repair` has caught it up from a
+fresh copy's rows by batch number. Reads ask one fresh copy per shard (round robin), falling over to the next;
+a shard with no fresh copy that answers is a 503 shard_unavailable. Searches ask every shard for k and merge.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.cluster.placement import shard_of
+from app.collections.ingest import PointInput, embed_items, vectors_of
+from app.collections.models import CollectionConfig, Page, Point, PointId, Source
+from app.collections.view import WouldBlock, prepare_vectors
+from app.core.config import Settings
+from app.core.errors import InvalidInput, NotOnShards, PointNotFound, ShardUnavailable, UmbrellaError
+from app.embedding.base import Embedder, Modality
+from app.index.payload import PayloadIndex
+from app.search.models import Hit, Query, SearchResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a collection is spread: shards, copies of each, the copies a write needs, and where each copy is."""
+
+    shards: int
+    replicas: int
+    write_quorum: int
+    nodes: tuple[tuple[str, ...], ...]  # the node label of each copy, shard by shard
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "nodes": [list(copies) for copies in self.nodes]}
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Layout:
+        return cls(stored["shards"], stored["replicas"], stored["write_quorum"], tuple(map(tuple, stored["nodes"])))
+
+
+class Shard:
+    """The router's record of one shard: its copies, which hold every batch, and the number of the last batch."""
+
+    def __init__(self, index: int, copies: list[Any]) -> None:
+        self.index, self.copies = index, copies
+        self.fresh = [False] * len(copies)
+        self.seq: int | None = None  # unknown until a copy has answered
+        self.lock = threading.Lock()  # numbers batches and hands them to the copies in that order
+        self._turn = itertools.count()
+
+    def readable(self, *, spread: bool = True) -> list[int]:
+        """Fresh copies, starting from the next in turn so reads spread over them, or (not `spread`) always from
+        the first: pages of one scroll must come from one copy, as each copy numbers its slots its own way."""
+        fresh = [c for c, ok in enumerate(self.fresh) if ok]
+        if not fresh:
+            return []
+        start = next(self._turn) % len(fresh) if spread else 0
+        return fresh[start:] + fresh[:start]
+
+
+class ShardedCollection:
+    """A collection over `layout.shards` shards; offers what the REST routes call on a single-node collection."""
+
+    def __init__(
+        self,
+        config: CollectionConfig,
+        layout: Layout,
+        copies: list[list[Any]],
+        embedder: Embedder | None,
+        settings: Settings,
+        folder: Path,
+    ) -> None:
+        import ray
+        from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
+
+        self._ray = ray
+        self._unreachable = (RayActorError, GetTimeoutError, ObjectLostError, WorkerCrashedError)
+        self.config, self.layout, self.embedder, self.settings, self.folder = config, layout, embedder, settings, folder
+        self.shards = [Shard(i, handles) for i, handles in enumerate(copies)]
+        self._checks = PayloadIndex(config.payload_indexes)  # the copies check too; a batch must pass everywhere
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def __getattr__(self, attr: str) -> Any:
+        """Every other operation of a single-node collection (snapshots, events, tune, …): a clear 400, not a 500.
+        Only called for names the class does not define."""
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise NotOnShards(
+            f"collection '{self.config.name}' is sharded: this operation is not offered on sharded collections yet",
+            operation=attr,
+        )
+
+    # ---- talking to copies ------------------------------------------------------------------------
+    def _call(self, handle: Any, method: str, *args: Any, read: bool = False, **kwargs: Any) -> Any:
+        fn = getattr(handle, method)
+        if read:  # reads run beside each other on a copy; writes (and catch-ups) one at a time, in order
+            fn = fn.options(concurrency_group="read")
+        return fn.remote(*args, **kwargs)
+
+    def _get(self, ref: Any) -> Any:
+        """The answer of a call; a copy's own error (bad filter, disk full) is raised as itself."""
+        try:
+            return self._ray.get(ref, timeout=self.settings.shard_timeout_s)
+        except self._ray.exceptions.RayTaskError as err:
+            if isinstance(err.cause, UmbrellaError):
+                raise err.cause from None
+            raise
+
+    def start(self) -> None:
+        """Learn each shard's last batch from its copies: those that hold it are fresh."""
+        for shard in self.shards:
+            self._learn(shard)
+
+    def _learn(self, shard: Shard) -> None:
+        refs = [self._call(h, "state", read=True) for h in shard.copies]
+        seqs: list[int | None] = []
+        for ref in refs:
+            try:
+                seqs.append(self._get(ref)["seq"])
+            except self._unreachable:
+                seqs.append(None)
+        known = [s for s in seqs if s is not None]
+        if known:
+            shard.seq = max(known)
+            shard.fresh = [s == shard.seq for s in seqs]
+
+    def _read(self, shard: Shard, method: str, *args: Any, spread: bool = True, **kwargs: Any) -> Any:
+        """Ask one fresh copy, falling over to the next when one does not answer."""
+        for copy in shard.readable(spread=spread):
+            try:
+                return self._get(self._call(shard.copies[copy], method, *args, read=True, **kwargs))
+            except self._unreachable:
+                self._lost(shard, copy)
+        raise ShardUnavailable(
+            f"shard {shard.index} of '{self.name}' has no copy that answers", shard=shard.index, collection=self.name
+        )
+
+    def _read_all(self, method: str, args_of: Callable[[int], tuple[Any, ...]], shards: list[int]) -> dict[int, Any]:
+        """One answer per shard, the shards asked at once (each from one fresh copy, falling over)."""
+        pending: dict[int, list[int]] = {s: self.shards[s].readable() for s in shards}
+        answers: dict[int, Any] = {}
+        while pending:
+            refs = {}
+            for s, order in pending.items():
+                if not order:
+                    raise ShardUnavailable(
+                        f"shard {s} of '{self.name}' has no copy that answers", shard=s, collection=self.name
+                    )
+                refs[s] = (order[0], self._call(self.shards[s].copies[order[0]], method, *args_of(s), read=True))
+            retry = {}
+            for s, (copy, ref) in refs.items():
+                try:
+                    answers[s] = self._get(ref)
+                except self._unreachable:
+                    self._lost(self.shards[s], copy)
+                    retry[s] = pending[s][1:]
+            pending = retry
+        return answers
+
+    def _lost(self, shard: Shard, copy: int) -> None:
+        if shard.fresh[copy]:
+            log.warning("copy %d of shard %d of %s does not answer: it takes no writes until repaired",
+                        copy, shard.index, self.name)  # fmt: skip
+        shard.fresh[copy] = False
+
+    @contextmanager
+    def _locked(self, shards: list[int]) -> Iterator[None]:
+        held = [self.shards[s].lock for s in sorted(shards)]  # always in the same order: no deadlock
+        for lock in held:
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+    def _write(self, method: str, args_of: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
+        """Send one batch per shard to the shard's fresh copies; the answers of the shards that reached the write
+        quorum. Raises ShardUnavailable naming, per shard, whether its part was stored."""
+        sent: dict[int, list[tuple[int, Any]]] = {}
+        with self._locked(list(args_of)):
+            for s, args in args_of.items():
+                shard = self.shards[s]
+                if shard.seq is None:
+                    self._learn(shard)
+                if shard.seq is None:
+                    sent[s] = []
+                    continue
+                shard.seq += 1  # never reused: a batch that failed may still be on a copy that took it
+                sent[s] = [(c, self._call(h, method, shard.seq, *args)) for c, h in enumerate(shard.copies)
+                           if shard.fresh[c]]  # fmt: skip
+        answers: dict[int, Any] = {}
+        failed: list[int] = []
+        error: UmbrellaError | None = None
+        refused: InvalidInput | None = None
+        for s, refs in sent.items():
+            acks = 0
+            for copy, ref in refs:
+                try:
+                    answers[s] = self._get(ref)
+                    acks += 1
+                except self._unreachable:
+                    self._lost(self.shards[s], copy)
+                except InvalidInput as err:  # the request itself (a filter on a strict collection): every copy
+                    refused = err  # refuses it alike before writing, so none falls behind
+                except UmbrellaError as err:  # this copy could not take the batch (its disk is full)
+                    self._lost(self.shards[s], copy)
+                    error = err
+            if acks < self.layout.write_quorum:
+                failed.append(s)
+                answers.pop(s, None)
+        if refused is not None:
+            raise refused
+        if failed:
+            raise ShardUnavailable(
+                f"{len(failed)} of {len(args_of)} shard(s) of '{self.name}' could not store their part with "
+                f"{self.layout.write_quorum} copies"
+                + (f" ({error.message})" if error else "")
+                + "; the other shards stored theirs; sending the same batch again is safe",
+                failed_shards=failed,
+                stored_shards=sorted(answers),
+            )
+        return answers
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def upsert(
+        self,
+        ids: list[PointId],
+        vectors: np.ndarray,
+        payloads: list[dict[str, Any] | None],
+        sources: list[Source | None] | None = None,
+    ) -> int:
+        """Insert or replace points; per shard all or nothing, and each shard's part on `write_quorum` copies."""
+        vectors = prepare_vectors(self.config, vectors, expected=len(ids))
+        for pid, payload in zip(ids, payloads, strict=True):  # refused here, so no shard stores half a batch
+            try:
+                self._checks.check(payload)
+                orjson.dumps(payload)
+            except InvalidInput as err:
+                raise InvalidInput(f"point {pid!r}: {err.message}", id=pid) from None
+            except orjson.JSONEncodeError as err:
+                raise InvalidInput(f"point {pid!r}: payload cannot be stored: {err}", id=pid) from None
+        rows: dict[int, list[int]] = {}
+        for i, pid in enumerate(ids):
+            rows.setdefault(shard_of(pid, self.layout.shards), []).append(i)
+        args = {
+            s: (
+                [ids[i] for i in at],
+                vectors[at],
+                [payloads[i] for i in at],
+                None if sources is None else [sources[i] for i in at],
+            )
+            for s, at in rows.items()
+        }
+        return self._batch_number(self._write("upsert", args))
+
+    def upsert_inputs(self, points: list[PointInput]) -> int:
+        vectors, sources = vectors_of(self.embedder, self.name, self.config.dim, points)
+        return self.upsert([p.id for p in points], vectors, [p.payload for p in points], sources)
+
+    def delete(self, ids: list[PointId]) -> tuple[int, int]:
+        by_shard: dict[int, list[PointId]] = {}
+        for pid in ids:
+            by_shard.setdefault(shard_of(pid, self.layout.shards), []).append(pid)
+        answers = self._write("delete", {s: (part,) for s, part in by_shard.items()})
+        return sum(count for count, _ in answers.values()), self._batch_number(answers)
+
+    def delete_by_filter(self, flt: dict[str, Any]) -> tuple[int, int]:
+        answers = self._write("delete_by_filter", {s: (flt,) for s in range(self.layout.shards)})
+        return sum(count for count, _ in answers.values()), self._batch_number(answers)
+
+    def _batch_number(self, _answers: dict[int, Any]) -> int:
+        """A write's number for the client: the sum of the shards' last batch numbers, which only grows."""
+        return sum(shard.seq or 0 for shard in self.shards)
+
+    def embed(self, modality: Modality, items: list[Any], ids: list[PointId] | None = None) -> np.ndarray:
+        return embed_items(self.embedder, self.name, modality, items, ids)
+
+    # ---- reads ------------------------------------------------------------------------------------
+    def get(
+        self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False, with_source: bool = False
+    ) -> list[Point]:
+        by_shard: dict[int, list[PointId]] = {}
+        for pid in ids:
+            by_shard.setdefault(shard_of(pid, self.layout.shards), []).append(pid)
+        answers = self._read_all("get", lambda s: (by_shard[s], with_payload, with_vector, with_source), list(by_shard))
+        found = {orjson.dumps(p.id): p for points in answers.values() for p in points}
+        missing = [pid for pid in ids if orjson.dumps(pid) not in found]
+        if missing:
+            raise PointNotFound(f"{len(missing)} point(s) not found", missing=missing[:20])
+        return [found[orjson.dumps(pid)] for pid in ids]
+
+    def count_matching(self, flt: dict[str, Any] | None) -> int:
+        return sum(self._read_all("count", lambda s: (flt,), list(range(self.layout.shards))).values())
+
+    def scroll(
+        self,
+        flt: dict[str, Any] | None,
+        limit: int,
+        offset: int | None,
+        *,
+        with_payload: bool,
+        with_vector: bool,
+        with_source: bool = False,
+    ) -> Page:
+        """Shard after shard, each in its slot order. An offset is slot × shards + shard, so a page goes on where
+        the last one stopped, in whichever shard that was. The pages come from each shard's first fresh copy; when
+        that copy falls behind mid-scroll, the rest comes from another whose slots differ: points may be missed or
+        repeated then (as when points are written during a scroll on one node)."""
+        count = self.layout.shards
+        shard, start = (offset or 0) % count, (offset or 0) // count
+        points: list[Point] = []
+        wanted = {"with_payload": with_payload, "with_vector": with_vector, "with_source": with_source}
+        while shard < count:
+            # asked for 0, a shard still says where its next match is: the page ends exactly at the last point
+            page = self._read(
+                self.shards[shard], "scroll", flt, limit - len(points), start or None, spread=False, **wanted
+            )
+            points.extend(page.points)
+            if page.next_offset is not None:
+                return Page(points, page.next_offset * count + shard)
+            shard, start = shard + 1, 0
+        return Page(points, None)
+
+    def search(self, queries: list[Query]) -> list[SearchResult]:
+        """Every shard answers every query for its k; the k best of their hits are the answer."""
+        for q in queries:
+            if not q.plain:
+                raise NotOnShards(
+                    f"collection '{self.name}' is sharded: MMR and group_by are not offered on it yet",
+                    operation="mmr" if q.mmr is not None else "group_by",
+                )
+        asked = [self._by_vector(q) for q in queries]
+        answers = self._read_all("search", lambda s: (asked,), list(range(self.layout.shards)))
+        return [
+            merge([answers[s][i] for s in range(self.layout.shards)], q, self.config.metric != "l2")
+            for i, q in enumerate(queries)
+        ]
+
+    def _by_vector(self, q: Query) -> Query:
+        """A query as every shard can answer it: embedded, and "more like this point" as the point's vector, one
+        more asked for (the point itself is dropped in the merge)."""
+        if q.needs_embedding:
+            modality: Modality = "text" if q.text is not None else "sequence" if q.sequence is not None else "image"
+            item = q.text if q.text is not None else q.sequence if q.sequence is not None else q.image
+            return replace(q, vector=self.embed(modality, [item])[0], sequence=None, image=None)
+        if q.id is not None:
+            (point,) = self.get([q.id], with_payload=False, with_vector=True)
+            return replace(q, vector=point.vector, id=None, k=q.k + 1)
+        return q
+
+    def try_reading(self) -> Any:
+        """No in-process read view here: the search route's quick path steps aside, and the query goes to
+        `search` on a worker thread."""
+        raise WouldBlock
+
+    def find_part(self, _kind: type) -> None:
+        return None
+
+    # ---- state ------------------------------------------------------------------------------------
+    def copies_state(self) -> list[dict[str, Any]]:
+        """Each copy: where it is, whether it holds every batch, its last batch and count (None: no answer)."""
+        out = []
+        for shard in self.shards:
+            refs = [self._call(h, "state", read=True) for h in shard.copies]
+            for copy, ref in enumerate(refs):
+                try:
+                    state = self._get(ref)
+                except self._unreachable:
+                    self._lost(shard, copy)
+                    state = {}
+                out.append({
+                    "shard": shard.index,
+                    "copy": copy,
+                    "node": self.layout.nodes[shard.index][copy],
+                    "fresh": shard.fresh[copy],
+                    "alive": bool(state),
+                    "seq": state.get("seq"),
+                    "count": state.get("count"),
+                    "index_state": state.get("index_state"),
+                    "node_id": state.get("node_id"),
+                    "pid": state.get("pid"),
+                })  # fmt: skip
+        return out
+
+    def info(self) -> dict[str, Any]:
+        copies = self.copies_state()
+        first = {c["shard"]: c for c in copies if c["fresh"] and c["alive"]}
+        count = sum(c["count"] for c in first.values())
+        states = {c["index_state"] for c in first.values()}
+        return {
+            **self.config.to_json(),
+            "count": count,
+            "indexed_count": count if states == {"ready"} else 0,
+            "index_state": "ready" if states == {"ready"} and len(first) == self.layout.shards else "building",
+            "memory_bytes": 0,  # the copies' memory is on their nodes: GET /cluster has it per copy
+            "seq": self._batch_number({}),
+            "lexical_state": "off",
+            "lexical_progress": 1.0,
+            "payload_index_builds": {},
+            "shards": self.layout.shards,
+            "replicas": self.layout.replicas,
+            "write_quorum": self.layout.write_quorum,
+        }
+
+    def repair(self) -> None:
+        """Catch up every copy that missed batches and answers again, from a fresh copy of its shard: the points
+        written after its last batch and the ids the fresh copy holds (not every vector). Writes to that shard
+        wait meanwhile; the calls go in order with the writes already sent."""
+        for shard in self.shards:
+            for copy in [c for c, fresh in enumerate(shard.fresh) if not fresh]:
+                try:  # asked outside the lock: a copy that is still away must not hold the shard's writes
+                    self._get(self._call(shard.copies[copy], "state", read=True))
+                except self._unreachable:
+                    continue
+                with shard.lock:
+                    if shard.seq is None:
+                        self._learn(shard)
+                    else:
+                        self._catch_up(shard, copy)
+
+    def _catch_up(self, shard: Shard, copy: int) -> None:
+        source = next((c for c, ok in enumerate(shard.fresh) if ok), None)
+        if source is None:
+            return
+        try:  # in the write order of both copies: after every batch already sent to them
+            behind = self._get(self._call(shard.copies[copy], "state"))["seq"]
+            if behind < shard.seq:  # type: ignore[operator]
+                seq, points, ids = self._get(self._call(shard.copies[source], "changes_since", behind))
+                self._get(self._call(shard.copies[copy], "catch_up", seq, points, ids))
+                log.info("copy %d of shard %d of %s caught up from batch %d to %d (%d points)",
+                         copy, shard.index, self.name, behind, seq, len(points))  # fmt: skip
+            shard.fresh[copy] = True
+        except self._unreachable:
+            pass  # still away: the next repair tries again
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def merge(answers: list[SearchResult], q: Query, higher: bool) -> SearchResult:
+    """The k best hits of the shards' answers, best first; equal scores ordered by id, so the answer does not
+    depend on which shard a point is on. The plan is the one most shards chose; candidates add up."""
+    example = None if q.id is None else orjson.dumps(q.id)  # "more like this point": the point itself is left out
+    hits: list[Hit] = [h for answer in answers for h in answer.hits if orjson.dumps(h.id) != example]
+    hits.sort(key=lambda h: (-h.score if higher else h.score, orjson.dumps(h.id)))
+    plans = Counter(answer.plan for answer in answers)
+    return SearchResult(
+        hits[: q.k],
+        plans.most_common(1)[0][0],
+        sum(answer.candidates for answer in answers),
+        answers[0].mode if answers else "dense",
+    )

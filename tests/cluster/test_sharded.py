@@ -1,0 +1,210 @@
+"""Sharded, replicated collections on a real three-node Ray cluster, through the REST API.
+
+The truth is a single-node collection holding the same points: merged exact search must equal its exact search
+(ids and scores) for every metric, with and without filters, and graph search must find ≥ 95 % of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.cluster.conftest import LocalCluster
+from tests.conftest import clustered
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+N, DIM = 1500, 16
+COLOURS = ["red", "green", "blue", "black", "white"]
+
+
+def _points(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    vectors = clustered(n, DIM, seed=seed)
+    rng = np.random.default_rng(seed)
+    ids: list[Any] = [i if i % 3 else f"sku-{i}" for i in range(n)]  # ints and strings, as users mix them
+    return [
+        {"id": pid, "vector": vec.tolist(), "payload": {"colour": COLOURS[i % 5], "price": float(rng.uniform(0, 100))}}
+        for i, (pid, vec) in enumerate(zip(ids, vectors, strict=True))
+    ]
+
+
+def _create(client: TestClient, name: str, metric: str, **layout: int) -> None:
+    body = {"dim": DIM, "metric": metric, "payload_indexes": {"colour": "keyword", "price": "float"}, **layout}
+    answer = client.put(f"/collections/{name}", json=body)
+    assert answer.status_code == 201, answer.text
+
+
+def _load(client: TestClient, name: str, points: list[dict[str, Any]]) -> None:
+    for start in range(0, len(points), 500):
+        answer = client.put(f"/collections/{name}/points", json={"points": points[start : start + 500]})
+        assert answer.status_code == 200, answer.text
+
+
+def _search(client: TestClient, name: str, queries: np.ndarray, **options: Any) -> list[dict[str, Any]]:
+    searches = [{"vector": q.tolist(), "k": 10, **options} for q in queries]
+    answer = client.post(f"/collections/{name}/search/batch", json={"searches": searches})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]  # type: ignore[no-any-return]
+
+
+FILTERS = [None, {"must": [{"key": "colour", "match": "blue"}]}, {"must": [{"key": "price", "range": {"lt": 15}}]}]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_merged_search_equals_one_node_and_the_graphs_find_it(cluster_client: TestClient, metric: str) -> None:
+    client, points = cluster_client, _points(N)
+    _create(client, "one", metric)
+    _create(client, "spread", metric, shards=3, replicas=1)
+    _load(client, "one", points)
+    _load(client, "spread", points)
+    assert client.post("/collections/spread/points/count", json={}).json()["count"] == N
+    _wait(lambda: client.get("/collections/spread").json()["index_state"] == "ready")  # the copies' graphs
+    queries = clustered(40, DIM, seed=7)
+    for flt in FILTERS:
+        truth = _search(client, "one", queries, exact=True, filter=flt)
+        merged = _search(client, "spread", queries, exact=True, filter=flt)
+        for want, got in zip(truth, merged, strict=True):
+            assert [h["id"] for h in got["results"]] == [h["id"] for h in want["results"]]
+            np.testing.assert_allclose(
+                [h["score"] for h in got["results"]], [h["score"] for h in want["results"]], rtol=1e-5, atol=1e-5
+            )
+            assert got["candidates"] == want["candidates"]  # the shards' candidates add up to the whole
+        graph = _search(client, "spread", queries, filter=flt, ef=64)
+        assert {g["plan"] for g in graph} <= {"hnsw", "hnsw+scan"}, graph[0]["plan"]
+        pairs = zip(graph, truth, strict=True)
+        found = [len({h["id"] for h in g["results"]} & {h["id"] for h in t["results"]}) for g, t in pairs]
+        assert sum(found) / sum(len(t["results"]) for t in truth) >= 0.95, (flt, found)
+    for name in ("one", "spread"):
+        client.delete(f"/collections/{name}")
+
+
+def test_points_api_on_a_sharded_collection(cluster_client: TestClient) -> None:
+    client, points = cluster_client, _points(300, seed=1)
+    _create(client, "shop", "cosine", shards=3, replicas=2)
+    _load(client, "shop", points)
+    # ids come back as given, in the order asked, from whichever shard holds them
+    asked = [points[7]["id"], points[3]["id"], points[7]["id"]]
+    got = client.post("/collections/shop/points/get", json={"ids": asked, "with_vector": True}).json()["points"]
+    assert [p["id"] for p in got] == asked and got[1]["payload"] == points[3]["payload"]
+    missing = client.post("/collections/shop/points/get", json={"ids": [points[0]["id"], "nope"]})
+    assert missing.status_code == 404 and missing.json()["error"]["details"]["missing"] == ["nope"]
+    # scroll pages through every point once, across the shards
+    seen, offset = [], None
+    while True:
+        page = client.post("/collections/shop/points/scroll", json={"limit": 37, "offset": offset}).json()
+        seen += [p["id"] for p in page["points"]]
+        offset = page["next_offset"]
+        if offset is None:
+            break
+    assert sorted(map(str, seen)) == sorted(str(p["id"]) for p in points) and len(seen) == len(points)
+    blue = client.post("/collections/shop/points/count", json={"filter": FILTERS[1]}).json()["count"]
+    assert blue == sum(p["payload"]["colour"] == "blue" for p in points)
+    # more like this point: never the point itself
+    like = client.post("/collections/shop/search", json={"id": points[5]["id"], "k": 5, "exact": True}).json()
+    assert len(like["results"]) == 5 and points[5]["id"] not in [h["id"] for h in like["results"]]
+    # deletes by ids and by filter
+    gone = client.post("/collections/shop/points/delete", json={"ids": [points[0]["id"], points[1]["id"]]}).json()
+    assert gone["count"] == 2
+    client.post("/collections/shop/points/delete", json={"filter": FILTERS[1]})
+    left = client.post("/collections/shop/points/count", json={}).json()["count"]
+    assert left == len(points) - blue - sum(p["payload"]["colour"] != "blue" for p in points[:2])
+    info = client.get("/collections/shop").json()
+    assert (info["shards"], info["replicas"], info["write_quorum"], info["count"]) == (3, 2, 2, left)
+    client.delete("/collections/shop")
+
+
+def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_client: TestClient) -> None:
+    client = cluster_client
+    _create(client, "plain", "cosine", shards=2, replicas=1)
+    _load(client, "plain", _points(50))
+    vector = [0.1] * DIM
+    for method, path, body in [
+        ("post", "/collections/plain/events", {"events": [{"user": "u", "item": 1, "type": "click"}]}),
+        ("post", "/collections/plain/snapshots", None),
+        ("post", "/collections/plain/recommend", {"positive": [1]}),
+        ("post", "/collections/plain/tune", {"target_recall": 0.9}),
+        ("post", "/collections/plain/facets", {"key": "colour"}),
+        ("post", "/collections/plain/search", {"vector": vector, "mmr": {"lambda": 0.5}}),
+        ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
+        ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
+    ]:
+        answer = getattr(client, method)(path, **({} if body is None else {"json": body}))
+        assert answer.status_code == 400, (path, answer.status_code, answer.text)
+        assert answer.json()["error"]["code"] == "not_on_shards", (path, answer.text)
+    client.delete("/collections/plain")
+
+
+def test_sharding_without_a_cluster_is_refused(client: TestClient) -> None:
+    answer = client.put("/collections/c", json={"dim": 4, "shards": 2})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "not_on_shards"
+    assert client.get("/cluster").json() == {"ray_address": None, "nodes": [], "collections": []}
+
+
+def test_a_lost_node_loses_no_acknowledged_write(cluster_client: TestClient, ray_cluster: LocalCluster) -> None:
+    """Three shards of three copies (one per node), writes need two. Node b goes away while ids are written in
+    order: writes go on with two copies, searches answer from the survivors; when b is back its copies catch
+    up from the others and every copy holds exactly the acknowledged points."""
+    client = cluster_client
+    _create(client, "orders", "l2", shards=3, replicas=3)
+    vectors = clustered(600, DIM, seed=3)
+    acked: list[int] = []
+
+    def write(start: int, stop: int) -> None:
+        for lo in range(start, stop, 20):
+            ids = list(range(lo, min(lo + 20, stop)))
+            batch = {"ids": ids, "vectors": base64.b64encode(vectors[ids].tobytes()).decode()}
+            answer = client.put("/collections/orders/points", json={"batch": batch})
+            assert answer.status_code == 200, answer.text  # two copies of every shard are left
+            acked.extend(ids)
+
+    write(0, 200)
+    copies = [c for coll in client.get("/cluster").json()["collections"] for c in coll["copies"]]
+    ray_cluster.kill("umbrella-b", [c["pid"] for c in copies if c["node"] == "umbrella-b"])
+    write(200, 400)  # the first of these waits for b's copies to time out; then b gets no more writes
+    results = _search(client, "orders", vectors[:5], exact=True)
+    assert [r["results"][0]["id"] for r in results] == [0, 1, 2, 3, 4]
+    assert client.post("/collections/orders/points/count", json={}).json()["count"] == len(acked)
+    state = client.get("/cluster").json()
+    behind = [c for coll in state["collections"] for c in coll["copies"] if not c["fresh"]]
+    assert {c["node"] for c in behind} == {"umbrella-b"} and len(behind) == 3
+    ray_cluster.start("umbrella-b")
+    write(400, 600)
+    _wait_until_fresh(client)
+    copies = [c for coll in client.get("/cluster").json()["collections"] for c in coll["copies"]]
+    by_shard: dict[int, set[tuple[int, int]]] = {}
+    for c in copies:
+        by_shard.setdefault(c["shard"], set()).add((c["seq"], c["count"]))
+    assert all(len(states) == 1 for states in by_shard.values()), copies  # every copy alike
+    assert sum(next(iter(s))[1] for s in by_shard.values()) == len(acked) == 600
+    ids = {p["id"] for p in _scroll_all(client, "orders")}
+    assert ids == set(acked)  # nothing lost, nothing that was not written
+    client.delete("/collections/orders")
+
+
+def _scroll_all(client: TestClient, name: str) -> list[dict[str, Any]]:
+    out, offset = [], None
+    while True:
+        page = client.post(f"/collections/{name}/points/scroll", json={"limit": 500, "offset": offset}).json()
+        out += page["points"]
+        if (offset := page["next_offset"]) is None:
+            return out
+
+
+def _wait_until_fresh(client: TestClient) -> None:
+    def fresh() -> bool:
+        copies = [c for coll in client.get("/cluster").json()["collections"] for c in coll["copies"]]
+        return all(c["fresh"] and c["alive"] for c in copies)
+
+    _wait(fresh)
+
+
+def _wait(done: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
