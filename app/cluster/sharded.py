@@ -131,6 +131,11 @@ class ShardedCollection:
             self._learn(shard)
 
     def _learn(self, shard: Shard) -> None:
+        """Find where a shard stands from its copies, when no copy is known to hold every batch (at start, or after
+        every copy fell behind). The copies with the highest batch number are fresh, but only when enough answer
+        that one of them must hold every acknowledged write: replicas - write_quorum + 1 of them meet every set
+        of write_quorum copies. With fewer, the shard stays unavailable rather than serve a copy that lacks one.
+        A batch no write quorum took (never acknowledged) may be kept or dropped this way."""
         refs = [self._call(h, "state", read=True) for h in shard.copies]
         seqs: list[int | None] = []
         for ref in refs:
@@ -139,9 +144,10 @@ class ShardedCollection:
             except self._unreachable:
                 seqs.append(None)
         known = [s for s in seqs if s is not None]
-        if known:
-            shard.seq = max(known)
-            shard.fresh = [s == shard.seq for s in seqs]
+        if len(known) >= self.layout.replicas - self.layout.write_quorum + 1:
+            shard.seq = max(known if shard.seq is None else [*known, shard.seq])
+            top = max(known)
+            shard.fresh = [s == top for s in seqs]
 
     def _read(self, shard: Shard, method: str, *args: Any, spread: bool = True, **kwargs: Any) -> Any:
         """Ask one fresh copy, falling over to the next when one does not answer."""
@@ -427,16 +433,17 @@ class ShardedCollection:
         written after its last batch and the ids the fresh copy holds (not every vector). Writes to that shard
         wait meanwhile; the calls go in order with the writes already sent."""
         for shard in self.shards:
+            if not any(shard.fresh):  # every copy fell behind or away: start over from those that answer
+                with shard.lock:
+                    self._learn(shard)
+                continue
             for copy in [c for c, fresh in enumerate(shard.fresh) if not fresh]:
                 try:  # asked outside the lock: a copy that is still away must not hold the shard's writes
                     self._get(self._call(shard.copies[copy], "state", read=True))
                 except self._unreachable:
                     continue
                 with shard.lock:
-                    if shard.seq is None:
-                        self._learn(shard)
-                    else:
-                        self._catch_up(shard, copy)
+                    self._catch_up(shard, copy)
 
     def _catch_up(self, shard: Shard, copy: int) -> None:
         source = next((c for c, ok in enumerate(shard.fresh) if ok), None)

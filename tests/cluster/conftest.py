@@ -84,3 +84,6 @@ def cluster_settings(tmp_path: Path, ray_cluster: LocalCluster) -> Settings:
 def cluster_client(cluster_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(cluster_settings)) as c:
         yield c
+
+
+from tests.e2e.conftest import server_factory  # noqa: E402, F401  (real server processes, for test_server.py)

@@ -7,6 +7,7 @@ The truth is a single-node collection holding the same points: merged exact sear
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -164,8 +165,22 @@ def test_a_lost_node_loses_no_acknowledged_write(cluster_client: TestClient, ray
 
     write(0, 200)
     copies = [c for coll in client.get("/cluster").json()["collections"] for c in coll["copies"]]
+    searched: list[tuple[int, Any]] = []
+    writing = threading.Event()
+
+    def search() -> None:  # another client searches all the while: (status, best id)
+        while writing.is_set():
+            answer = client.post("/collections/orders/search", json={"vector": vectors[7].tolist(), "k": 3})
+            searched.append((answer.status_code, (answer.json().get("results") or [{}])[0].get("id")))
+
+    writing.set()
+    searcher = threading.Thread(target=search)
+    searcher.start()
     ray_cluster.kill("umbrella-b", [c["pid"] for c in copies if c["node"] == "umbrella-b"])
     write(200, 400)  # the first of these waits for b's copies to time out; then b gets no more writes
+    writing.clear()
+    searcher.join()
+    assert searched and set(searched) == {(200, 7)}, searched  # b held shard 1's first copy: reads fell over
     results = _search(client, "orders", vectors[:5], exact=True)
     assert [r["results"][0]["id"] for r in results] == [0, 1, 2, 3, 4]
     assert client.post("/collections/orders/points/count", json={}).json()["count"] == len(acked)
@@ -208,3 +223,32 @@ def _wait(done: Callable[[], bool], timeout: float = 120) -> None:
     while not done():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.5)
+
+
+def test_a_batch_over_shards_reports_which_stored_and_retrying_it_is_safe(
+    cluster_client: TestClient, ray_cluster: LocalCluster
+) -> None:
+    """One copy per shard, one shard per node: with node c gone its shard takes nothing, the others take their
+    part, and the answer says which; once c is back the same batch again stores everything once."""
+    client = cluster_client
+    _create(client, "single", "cosine", shards=3, replicas=1)
+    points = _points(90, seed=5)
+    _load(client, "single", points[:30])
+    copies = client.get("/cluster").json()["collections"][0]["copies"]
+    lost = next(c["shard"] for c in copies if c["node"] == "umbrella-c")
+    ray_cluster.kill("umbrella-c", [c["pid"] for c in copies if c["node"] == "umbrella-c"])
+    answer = client.put("/collections/single/points", json={"points": points[30:]})
+    assert answer.status_code == 503, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "shard_unavailable"
+    assert error["details"]["failed_shards"] == [lost] and sorted(error["details"]["stored_shards"]) == sorted(
+        {0, 1, 2} - {lost}
+    )
+    searched = client.post("/collections/single/search", json={"vector": points[0]["vector"], "k": 3})
+    assert searched.status_code == 503 and searched.json()["error"]["details"]["shard"] == lost
+    ray_cluster.start("umbrella-c")
+    _wait(lambda: client.post("/collections/single/points/count", json={}).status_code == 200)
+    _load(client, "single", points[30:])  # the same batch again: the shards that stored it just replace
+    assert client.post("/collections/single/points/count", json={}).json()["count"] == len(points)
+    assert {p["id"] for p in _scroll_all(client, "single")} == {p["id"] for p in points}
+    client.delete("/collections/single")
