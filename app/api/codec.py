@@ -78,4 +78,6 @@ def result_json(result: SearchResult) -> dict[str, Any]:
     if result.groups is not None:
         out["groups"] = [{"value": g.value, "ids": g.ids} for g in result.groups]
         out["next_group_offset"] = result.next_group_offset
+    if result.partial:
+        out["partial"] = True
     return out

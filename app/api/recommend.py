@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import numpy as np
@@ -56,8 +57,10 @@ async def recommend_by_examples(
         with_payload=body.with_payload,
         with_vector=body.with_vector,
     )
+    # a sharded collection (app/cluster) recommends over its shards; a local one here
+    run = getattr(collection, "recommend", None) or functools.partial(recommend, collection)
     result = await on_search_worker(
-        workers, recommend, collection, examples(body.positive), examples(body.negative), body.strategy, query
+        workers, run, examples(body.positive), examples(body.negative), body.strategy, query
     )
     return json_response(result_json(result))
 

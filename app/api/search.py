@@ -47,6 +47,7 @@ def to_query(req: SearchRequest) -> Query:
         fusion=Fusion() if req.fusion is None else Fusion(**req.fusion.model_dump()),
         mmr=None if req.mmr is None else Mmr(req.mmr.lambda_, req.mmr.candidates),
         group_by=None if req.group_by is None else Grouping(req.group_by, req.group_size, req.groups, req.group_offset),
+        partial=req.partial,
     )
 
 

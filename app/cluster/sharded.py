@@ -31,6 +31,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidInput, NotOnShards, PointNotFound, ShardUnavailable, UmbrellaError
 from app.embedding.base import Embedder, Modality
 from app.index.payload import PayloadIndex
+from app.search.examples import Example, Strategy, average_target, best_scores, threshold
 from app.search.models import Hit, Query, SearchResult
 
 log = logging.getLogger(__name__)
@@ -160,13 +161,18 @@ class ShardedCollection:
             f"shard {shard.index} of '{self.name}' has no copy that answers", shard=shard.index, collection=self.name
         )
 
-    def _read_all(self, method: str, args_of: Callable[[int], tuple[Any, ...]], shards: list[int]) -> dict[int, Any]:
-        """One answer per shard, the shards asked at once (each from one fresh copy, falling over)."""
+    def _read_all(
+        self, method: str, args_of: Callable[[int], tuple[Any, ...]], shards: list[int], *, every: bool = True
+    ) -> dict[int, Any]:
+        """One answer per shard, the shards asked at once (each from one fresh copy, falling over). A shard with no
+        copy that answers is a ShardUnavailable, or (not `every`) has no answer."""
         pending: dict[int, list[int]] = {s: self.shards[s].readable() for s in shards}
         answers: dict[int, Any] = {}
         while pending:
             refs = {}
             for s, order in pending.items():
+                if not order and not every:
+                    continue
                 if not order:
                     raise ShardUnavailable(
                         f"shard {s} of '{self.name}' has no copy that answers", shard=s, collection=self.name
@@ -356,11 +362,56 @@ class ShardedCollection:
                     operation="mmr" if q.mmr is not None else "group_by",
                 )
         asked = [self._by_vector(q) for q in queries]
-        answers = self._read_all("search", lambda s: (asked,), list(range(self.layout.shards)))
+        every = not all(q.partial for q in queries)  # in a batch, one query that wants every shard decides
+        answers = self._read_all("search", lambda s: (asked,), list(range(self.layout.shards)), every=every)
+        if not answers:
+            raise ShardUnavailable(f"no shard of '{self.name}' has a copy that answers", collection=self.name)
+        partial = len(answers) < self.layout.shards
         return [
-            merge([answers[s][i] for s in range(self.layout.shards)], q, self.config.metric != "l2")
+            replace(merge([answers[s][i] for s in sorted(answers)], q, self.config.metric != "l2"), partial=partial)
             for i, q in enumerate(queries)
         ]
+
+    def recommend(
+        self, positive: list[Example], negative: list[Example], strategy: Strategy, query: Query
+    ) -> SearchResult:
+        """Recommend by examples as a single node does (app/search/examples.py), the searches merged over shards."""
+        if not positive:
+            raise InvalidInput("send at least one positive example")
+        pos, neg = self._examples(positive), self._examples(negative)
+        exclude = {orjson.dumps(e) for e in [*positive, *negative] if not isinstance(e, np.ndarray)}
+        wide = query.k + len(exclude)
+        if strategy == "average":
+            widened = replace(query, vector=average_target(pos, neg), k=wide, score_threshold=None)
+            result = self.search([widened])[0]
+            kept = [h for h in result.hits if orjson.dumps(h.id) not in exclude]
+            return replace(result, hits=threshold(self.config.metric, kept, query)[: query.k])
+        searches = [replace(query, vector=v, k=wide + query.k, score_threshold=None, with_vector=True) for v in pos]
+        results = self.search(searches)
+        found = {orjson.dumps(h.id): h for r in results for h in r.hits}
+        candidates = [h for key, h in sorted(found.items()) if key not in exclude]
+        if not candidates:
+            return replace(results[0], hits=[])
+        vectors = np.stack([h.vector for h in candidates])
+        keep, score = best_scores(self.config.metric, vectors, pos, neg, query)
+        chosen = [
+            replace(candidates[i], score=float(score[i]), vector=candidates[i].vector if query.with_vector else None)
+            for i in keep.tolist()
+        ]
+        return replace(results[0], hits=chosen)
+
+    def _examples(self, examples: list[Example]) -> np.ndarray:
+        """Ids as their stored vectors, given vectors checked; in one matrix."""
+        ids = [e for e in examples if not isinstance(e, np.ndarray)]
+        try:
+            stored = [p.vector for p in self.get(ids, with_payload=False, with_vector=True)] if ids else []
+        except PointNotFound as err:
+            missing = err.details["missing"]
+            raise PointNotFound(f"example point(s) not found: {missing[:5]}", missing=missing) from None
+        given = [prepare_vectors(self.config, e.reshape(1, -1).astype(np.float32), 1)[0]
+                 for e in examples if isinstance(e, np.ndarray)]  # fmt: skip
+        rows = [*stored, *given]
+        return np.stack(rows) if rows else np.zeros((0, self.config.dim), np.float32)
 
     def _by_vector(self, q: Query) -> Query:
         """A query as every shard can answer it: embedded, and "more like this point" as the point's vector, one

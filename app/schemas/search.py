@@ -89,6 +89,11 @@ class SearchRequest(Strict):
         description="Keep the query's words and the ids shown: clicks that later name the same words (events' "
         "query) teach fine-tuning which shown items were passed over. Needs text or keywords.",
     )
+    partial: bool = Field(
+        False,
+        description="A sharded collection: when a shard has no copy that answers, answer from the others "
+        "(the response says partial) instead of 503 shard_unavailable.",
+    )
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
@@ -144,6 +149,9 @@ class SearchResponse(Strict):
     groups: list[GroupOut] | None = Field(None, description="With group_by: the page of groups, best first.")
     next_group_offset: int | None = Field(
         None, description="With group_by: the group_offset of the next page; null when there is none."
+    )
+    partial: bool = Field(
+        False, description="A sharded collection answered without some shard (the request allowed it)."
     )
 
 

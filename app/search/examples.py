@@ -10,7 +10,7 @@ import numpy as np
 from app.collections.models import PointId
 from app.collections.view import Catalog, ReadView
 from app.core.errors import InvalidInput, PointNotFound
-from app.index.base import higher_is_better
+from app.index.base import Metric, higher_is_better
 from app.search.models import Hit, Query, SearchResult
 from app.search.recall import RecallMonitor
 from app.search.searcher import hits, run_queries
@@ -43,16 +43,21 @@ def recommend(
 def _average(
     view: ReadView, monitor: RecallMonitor | None, pos: Examples, neg: Examples, exclude: set[int], query: Query
 ) -> SearchResult:
-    """One query vector: the mean of the positives, moved away from the mean of the negatives by as much."""
-    target = pos.vectors.mean(axis=0)
-    if len(neg.vectors):
-        target = 2 * target - neg.vectors.mean(axis=0)
-    if not np.linalg.norm(target):
-        raise InvalidInput("the examples cancel out: the positives and negatives average to a zero vector")
+    target = average_target(pos.vectors, neg.vectors)
     widened = replace(query, vector=target, id=None, k=query.k + len(exclude), score_threshold=None)
     result = run_queries(view, [widened], monitor)[0]
     kept = [h for h in result.hits if view.slot_of(h.id) not in exclude]
-    return SearchResult(_threshold(view, kept, query)[: query.k], result.plan, result.candidates)
+    return SearchResult(threshold(view.config.metric, kept, query)[: query.k], result.plan, result.candidates)
+
+
+def average_target(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """One query vector: the mean of the positives, moved away from the mean of the negatives by as much."""
+    target = positive.mean(axis=0)
+    if len(negative):
+        target = 2 * target - negative.mean(axis=0)
+    if not np.linalg.norm(target):
+        raise InvalidInput("the examples cancel out: the positives and negatives average to a zero vector")
+    return target  # type: ignore[no-any-return]
 
 
 def _best_score(
@@ -68,30 +73,37 @@ def _best_score(
     slots = np.array(sorted(s for s in found if s is not None and s not in exclude), np.int64)
     if not len(slots):
         return SearchResult([], results[0].plan, results[0].candidates)
-    vectors = view.vectors(slots)
-    best_pos = _similarity(view, vectors, pos.vectors).max(axis=1)
-    score = best_pos
-    if len(neg.vectors):
-        best_neg = _similarity(view, vectors, neg.vectors).max(axis=1)
-        score = np.where(best_neg > best_pos, -best_neg, best_pos)
-    order = np.argsort(-score, kind="stable")
-    keep = order if query.score_threshold is None else order[score[order] >= query.score_threshold]
-    keep = keep[: query.k]
+    keep, score = best_scores(view.config.metric, view.vectors(slots), pos.vectors, neg.vectors, query)
     chosen = hits(view, slots[keep].tolist(), score[keep].tolist(), query.with_payload, query.with_vector)
     return SearchResult(chosen, results[0].plan, results[0].candidates)
 
 
-def _similarity(view: ReadView, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def best_scores(
+    metric: Metric, candidates: np.ndarray, positive: np.ndarray, negative: np.ndarray, query: Query
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows of the k best candidates, best first, past the threshold; every candidate's score): its best
+    positive's similarity, or minus its nearest negative's when that one is nearer."""
+    best_pos = _similarity(metric, candidates, positive).max(axis=1)
+    score = best_pos
+    if len(negative):
+        best_neg = _similarity(metric, candidates, negative).max(axis=1)
+        score = np.where(best_neg > best_pos, -best_neg, best_pos)
+    order = np.argsort(-score, kind="stable")
+    keep = order if query.score_threshold is None else order[score[order] >= query.score_threshold]
+    return keep[: query.k], score
+
+
+def _similarity(metric: Metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Higher is more alike, whatever the metric: dot products, or minus Euclidean distance for l2."""
-    if higher_is_better(view.config.metric):
+    if higher_is_better(metric):
         return a @ b.T
     return -np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2), 0.0))
 
 
-def _threshold(view: ReadView, found: list[Hit], query: Query) -> list[Hit]:
+def threshold(metric: Metric, found: list[Hit], query: Query) -> list[Hit]:
     if query.score_threshold is None:
         return found
-    if higher_is_better(view.config.metric):
+    if higher_is_better(metric):
         return [h for h in found if h.score >= query.score_threshold]
     return [h for h in found if h.score <= query.score_threshold]
 

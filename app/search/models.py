@@ -75,6 +75,7 @@ class Query:
     fusion: Fusion = Fusion()
     mmr: Mmr | None = None
     group_by: Grouping | None = None
+    partial: bool = False  # a sharded collection may answer without a shard that has no copy up
 
     @property
     def words(self) -> str | None:
@@ -121,3 +122,4 @@ class SearchResult:
     mode: Mode = "dense"
     groups: list[Group] | None = None  # with group_by: the groups, best first; hits holds theirs in this order
     next_group_offset: int | None = None  # with group_by: where the next page of groups starts (None: no more)
+    partial: bool = False  # a sharded collection answered without some shard

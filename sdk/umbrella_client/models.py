@@ -163,6 +163,7 @@ class SearchResult:
     mode: str = "dense"  # dense | lexical | hybrid
     groups: list[dict[str, Any]] | None = None  # with group_by: [{"value": …, "ids": [...]}], best first
     next_group_offset: int | None = None
+    partial: bool = False  # a sharded collection answered without some shard (the query allowed it)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SearchResult:
@@ -223,6 +224,7 @@ class SearchQuery:
     groups: int | None = None
     group_offset: int | None = None
     log: bool = False  # keep the words and the ids shown, joined later with clicks that name the same query
+    partial: bool = False  # a sharded collection: answer without a shard that has no copy up (not a 503)
 
 
 @dataclasses.dataclass(frozen=True)

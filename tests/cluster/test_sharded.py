@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.cluster.placement import shard_of
 from tests.cluster.conftest import LocalCluster
 from tests.conftest import clustered
 
@@ -84,6 +85,31 @@ def test_merged_search_equals_one_node_and_the_graphs_find_it(cluster_client: Te
         client.delete(f"/collections/{name}")
 
 
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_recommend_by_examples_equals_one_node(cluster_client: TestClient, metric: str) -> None:
+    client, points = cluster_client, _points(400, seed=2)
+    _create(client, "one", metric)
+    _create(client, "spread", metric, shards=3, replicas=1)
+    _load(client, "one", points)
+    _load(client, "spread", points)
+    ids = [p["id"] for p in points]
+    for body in [
+        {"positive": [ids[1], ids[2]], "negative": [ids[3]], "strategy": "average"},
+        {"positive": [ids[1], points[9]["vector"]], "negative": [ids[3]], "strategy": "best_score"},
+        {"positive": [ids[4]], "strategy": "best_score", "filter": FILTERS[1], "with_vector": True},
+    ]:
+        body = {**body, "k": 8, "exact": True}
+        want = client.post("/collections/one/recommend", json=body).json()
+        got = client.post("/collections/spread/recommend", json=body).json()
+        assert [h["id"] for h in got["results"]] == [h["id"] for h in want["results"]], body
+        np.testing.assert_allclose([h["score"] for h in got["results"]], [h["score"] for h in want["results"]],
+                                   rtol=1e-5, atol=1e-5)  # fmt: skip
+    missing = client.post("/collections/spread/recommend", json={"positive": ["nope"]})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "point_not_found"
+    for name in ("one", "spread"):
+        client.delete(f"/collections/{name}")
+
+
 def test_points_api_on_a_sharded_collection(cluster_client: TestClient) -> None:
     client, points = cluster_client, _points(300, seed=1)
     _create(client, "shop", "cosine", shards=3, replicas=2)
@@ -127,7 +153,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     for method, path, body in [
         ("post", "/collections/plain/events", {"events": [{"user": "u", "item": 1, "type": "click"}]}),
         ("post", "/collections/plain/snapshots", None),
-        ("post", "/collections/plain/recommend", {"positive": [1]}),
         ("post", "/collections/plain/tune", {"target_recall": 0.9}),
         ("post", "/collections/plain/facets", {"key": "colour"}),
         ("post", "/collections/plain/search", {"vector": vector, "mmr": {"lambda": 0.5}}),
@@ -246,6 +271,9 @@ def test_a_batch_over_shards_reports_which_stored_and_retrying_it_is_safe(
     )
     searched = client.post("/collections/single/search", json={"vector": points[0]["vector"], "k": 3})
     assert searched.status_code == 503 and searched.json()["error"]["details"]["shard"] == lost
+    allowed = client.post("/collections/single/search", json={"vector": points[0]["vector"], "k": 3, "partial": True})
+    assert allowed.status_code == 200 and allowed.json()["partial"] is True, allowed.text
+    assert allowed.json()["results"] and all(shard_of(h["id"], 3) != lost for h in allowed.json()["results"])
     ray_cluster.start("umbrella-c")
     _wait(lambda: client.post("/collections/single/points/count", json={}).status_code == 200)
     _load(client, "single", points[30:])  # the same batch again: the shards that stored it just replace

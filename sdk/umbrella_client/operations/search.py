@@ -35,6 +35,8 @@ def query_json(query: SearchQuery) -> dict[str, Any]:
     body.update(k=query.k, exact=query.exact, with_payload=query.with_payload, with_vector=query.with_vector)
     if query.log:
         body["log"] = True
+    if query.partial:
+        body["partial"] = True
     return body
 
 
@@ -63,11 +65,13 @@ def search(
     groups: int | None = None,
     group_offset: int | None = None,
     log: bool = False,
+    partial: bool = False,
 ) -> Request:
     """The k nearest points to a vector, a stored point (`id`), a text, a sequence or an image. In a collection
     with a keyword index a text (or `keywords` beside another query) also searches by BM25, fused (`mode`).
     `mmr` re-ranks for variety; `group_by` returns the best hits per distinct value of a payload field.
-    `log` keeps the words and the ids shown, for fine-tuning the text model from later clicks."""
+    `log` keeps the words and the ids shown, for fine-tuning the text model from later clicks. `partial`: on a
+    sharded collection, answer from the shards that can when one has no copy up."""
     query = SearchQuery(
         vector=vector,
         id=id,
@@ -90,6 +94,7 @@ def search(
         groups=groups,
         group_offset=group_offset,
         log=log,
+        partial=partial,
     )
     return Request(path={"name": collection}, json=query_json(query))
 
