@@ -31,6 +31,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidInput, NotOnShards, PointNotFound, ShardUnavailable, UmbrellaError
 from app.embedding.base import Embedder, Modality
 from app.index.payload import PayloadIndex
+from app.search.diversity import mmr_order
 from app.search.examples import Example, Strategy, average_target, best_scores, threshold
 from app.search.models import Hit, Query, SearchResult
 
@@ -356,21 +357,46 @@ class ShardedCollection:
     def search(self, queries: list[Query]) -> list[SearchResult]:
         """Every shard answers every query for its k; the k best of their hits are the answer."""
         for q in queries:
-            if not q.plain:
+            if q.group_by is not None:
                 raise NotOnShards(
-                    f"collection '{self.name}' is sharded: MMR and group_by are not offered on it yet",
-                    operation="mmr" if q.mmr is not None else "group_by",
+                    f"collection '{self.name}' is sharded: group_by is not offered on it yet", operation="group_by"
                 )
-        asked = [self._by_vector(q) for q in queries]
+        asked = [self._by_vector(self._for_shards(q)) for q in queries]
         every = not all(q.partial for q in queries)  # in a batch, one query that wants every shard decides
         answers = self._read_all("search", lambda s: (asked,), list(range(self.layout.shards)), every=every)
         if not answers:
             raise ShardUnavailable(f"no shard of '{self.name}' has a copy that answers", collection=self.name)
         partial = len(answers) < self.layout.shards
-        return [
-            replace(merge([answers[s][i] for s in sorted(answers)], q, self.config.metric != "l2"), partial=partial)
-            for i, q in enumerate(queries)
+        higher = self.config.metric != "l2"
+        merged = [
+            merge(
+                [answers[s][i] for s in sorted(answers)],
+                q.k if q.mmr is None else a.k - (q.id is not None),
+                higher,
+                q.id,
+            )
+            for i, (q, a) in enumerate(zip(queries, asked, strict=True))
         ]
+        return [replace(self._diverse(r, q, higher), partial=partial) for r, q in zip(merged, queries, strict=True)]
+
+    @staticmethod
+    def _for_shards(q: Query) -> Query:
+        """An MMR query asks every shard for its candidates with their vectors; the picking happens on merge."""
+        if q.mmr is None:
+            return q
+        return replace(q, mmr=None, k=max(q.k, q.mmr.candidates), with_vector=True)
+
+    @staticmethod
+    def _diverse(result: SearchResult, q: Query, higher: bool) -> SearchResult:
+        """The k hits MMR picks from the merged candidates (as one node picks from its own), or the hits."""
+        if q.mmr is None:
+            return result
+        hits = result.hits
+        picked = (
+            mmr_order([h.score for h in hits], np.stack([h.vector for h in hits]), q.mmr, q.k, higher) if hits else []
+        )
+        chosen = [replace(hits[i], vector=hits[i].vector if q.with_vector else None) for i in picked]
+        return replace(result, hits=chosen)
 
     def recommend(
         self, positive: list[Example], negative: list[Example], strategy: Strategy, query: Query
@@ -515,15 +541,16 @@ class ShardedCollection:
         self.closed = True
 
 
-def merge(answers: list[SearchResult], q: Query, higher: bool) -> SearchResult:
+def merge(answers: list[SearchResult], k: int, higher: bool, example: PointId | None = None) -> SearchResult:
     """The k best hits of the shards' answers, best first; equal scores ordered by id, so the answer does not
-    depend on which shard a point is on. The plan is the one most shards chose; candidates add up."""
-    example = None if q.id is None else orjson.dumps(q.id)  # "more like this point": the point itself is left out
-    hits: list[Hit] = [h for answer in answers for h in answer.hits if orjson.dumps(h.id) != example]
+    depend on which shard a point is on; never the `example` point ("more like this"). The plan is the one most
+    shards chose; candidates add up."""
+    left_out = None if example is None else orjson.dumps(example)
+    hits: list[Hit] = [h for answer in answers for h in answer.hits if orjson.dumps(h.id) != left_out]
     hits.sort(key=lambda h: (-h.score if higher else h.score, orjson.dumps(h.id)))
     plans = Counter(answer.plan for answer in answers)
     return SearchResult(
-        hits[: q.k],
+        hits[:k],
         plans.most_common(1)[0][0],
         sum(answer.candidates for answer in answers),
         answers[0].mode if answers else "dense",

@@ -86,7 +86,7 @@ def test_merged_search_equals_one_node_and_the_graphs_find_it(cluster_client: Te
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
-def test_recommend_by_examples_equals_one_node(cluster_client: TestClient, metric: str) -> None:
+def test_recommend_by_examples_and_mmr_equal_one_node(cluster_client: TestClient, metric: str) -> None:
     client, points = cluster_client, _points(400, seed=2)
     _create(client, "one", metric)
     _create(client, "spread", metric, shards=3, replicas=1)
@@ -104,6 +104,14 @@ def test_recommend_by_examples_equals_one_node(cluster_client: TestClient, metri
         assert [h["id"] for h in got["results"]] == [h["id"] for h in want["results"]], body
         np.testing.assert_allclose([h["score"] for h in got["results"]], [h["score"] for h in want["results"]],
                                    rtol=1e-5, atol=1e-5)  # fmt: skip
+    for search in [
+        {"vector": points[11]["vector"], "mmr": {"lambda": 0.5, "candidates": 40}},
+        {"id": ids[12], "mmr": {"lambda": 0.3, "candidates": 25}, "filter": FILTERS[2]},
+    ]:
+        search = {**search, "k": 6, "exact": True}
+        want = client.post("/collections/one/search", json=search).json()
+        got = client.post("/collections/spread/search", json=search).json()
+        assert [h["id"] for h in got["results"]] == [h["id"] for h in want["results"]], search
     missing = client.post("/collections/spread/recommend", json={"positive": ["nope"]})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "point_not_found"
     for name in ("one", "spread"):
@@ -155,7 +163,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
         ("post", "/collections/plain/snapshots", None),
         ("post", "/collections/plain/tune", {"target_recall": 0.9}),
         ("post", "/collections/plain/facets", {"key": "colour"}),
-        ("post", "/collections/plain/search", {"vector": vector, "mmr": {"lambda": 0.5}}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
         ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
     ]:
