@@ -157,7 +157,9 @@ async def count_facets(body: FacetRequest, collection: CollectionDep) -> FacetRe
     """How many points (of those matching `filter`) hold each value of an indexed field; 400 for a field
     without an index."""
     flt = body.filter.as_dict() if body.filter else None
-    found = await run_in_threadpool(facets, collection, body.key, flt, body.limit)
+    # a sharded collection (app/cluster) adds up its shards' counts; a local one counts here
+    count = getattr(collection, "facets", None) or functools.partial(facets, collection)
+    found = await run_in_threadpool(count, body.key, flt, body.limit)
     values = [FacetValue(value=value, count=count) for value, count in found.values]
     return FacetResponse(key=found.key, values=values, candidates=found.candidates)
 

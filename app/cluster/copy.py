@@ -20,6 +20,7 @@ from app.collections.models import CollectionConfig, Page, Point, PointId, Sourc
 from app.core.config import Settings
 from app.embedding.factory import EmbedderPool
 from app.search import searcher
+from app.search.facets import Facets, facets
 from app.search.models import Query, SearchResult
 
 
@@ -79,6 +80,9 @@ class ShardCopy:
 
     def scroll(self, flt: dict[str, Any] | None, limit: int, offset: int | None, **wanted: bool) -> Page:
         return self.collection.scroll(flt, limit, offset, **wanted)
+
+    def facets(self, key: str, flt: dict[str, Any] | None, limit: int) -> Facets:
+        return facets(self.collection, key, flt, limit)
 
     def search(self, queries: list[Query]) -> list[SearchResult]:
         """Vector queries (the router embedded them), each answered by this copy's planner and index."""

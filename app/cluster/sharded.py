@@ -33,9 +33,11 @@ from app.embedding.base import Embedder, Modality
 from app.index.payload import PayloadIndex
 from app.search.diversity import mmr_order
 from app.search.examples import Example, Strategy, average_target, best_scores, threshold
+from app.search.facets import Facets, added_up
 from app.search.models import Hit, Query, SearchResult
 
 log = logging.getLogger(__name__)
+FACET_DEPTH = 1000  # values each shard lists for a facet: the most a request may ask for
 
 
 @dataclass(frozen=True)
@@ -438,6 +440,14 @@ class ShardedCollection:
                  for e in examples if isinstance(e, np.ndarray)]  # fmt: skip
         rows = [*stored, *given]
         return np.stack(rows) if rows else np.zeros((0, self.config.dim), np.float32)
+
+    def facets(self, key: str, flt: dict[str, Any] | None, limit: int) -> Facets:
+        """Every shard's counts added up. Each shard lists up to FACET_DEPTH values, so the counts are exact for a
+        field with at most that many distinct values in a shard (a shop's categories, brands, colours)."""
+        answers = self._read_all(
+            "facets", lambda s: (key, flt, max(limit, FACET_DEPTH)), list(range(self.layout.shards))
+        )
+        return added_up([answers[s] for s in sorted(answers)], limit)
 
     def _by_vector(self, q: Query) -> Query:
         """A query as every shard can answer it: embedded, and "more like this point" as the point's vector, one

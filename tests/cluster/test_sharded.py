@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -139,6 +140,16 @@ def test_points_api_on_a_sharded_collection(cluster_client: TestClient) -> None:
     assert sorted(map(str, seen)) == sorted(str(p["id"]) for p in points) and len(seen) == len(points)
     blue = client.post("/collections/shop/points/count", json={"filter": FILTERS[1]}).json()["count"]
     assert blue == sum(p["payload"]["colour"] == "blue" for p in points)
+    for body in [{"key": "colour"}, {"key": "colour", "filter": FILTERS[2], "limit": 3}]:
+        counted = client.post("/collections/shop/facets", json=body).json()
+        want = Counter(p["payload"]["colour"] for p in points if "filter" not in body or p["payload"]["price"] < 15)
+        assert (
+            counted["values"]
+            == [{"value": v, "count": c} for v, c in sorted(want.items(), key=lambda vc: (-vc[1], vc[0]))][
+                : body.get("limit", 20)
+            ]
+        )
+        assert counted["candidates"] == sum(want.values())
     # more like this point: never the point itself
     like = client.post("/collections/shop/search", json={"id": points[5]["id"], "k": 5, "exact": True}).json()
     assert len(like["results"]) == 5 and points[5]["id"] not in [h["id"] for h in like["results"]]
@@ -162,7 +173,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
         ("post", "/collections/plain/events", {"events": [{"user": "u", "item": 1, "type": "click"}]}),
         ("post", "/collections/plain/snapshots", None),
         ("post", "/collections/plain/tune", {"target_recall": 0.9}),
-        ("post", "/collections/plain/facets", {"key": "colour"}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
         ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
     ]:
