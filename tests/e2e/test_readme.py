@@ -65,7 +65,9 @@ def test_every_block_of_the_readme_runs_top_to_bottom(server: ServerProcess, tmp
         )
         outputs.setdefault(heading, []).append(done.stdout)
         ran += 1
-    assert ran >= 12 and skipped <= 3, (ran, skipped)  # a marker cannot quietly switch the README off
+    # a marker cannot quietly switch the README off: the four skipped are the two commands, Docker, CLIP weights
+    # and a Ray cluster (tests/docker and tests/cluster run those)
+    assert ran >= 13 and skipped <= 4, (ran, skipped)
 
     _check_product_search("".join(outputs["Product search in five minutes"]))
     assert outputs["The Python SDK in ten lines"][0].splitlines() == ["[1, 3]", "similarity"]
