@@ -27,6 +27,7 @@ from tests.support.tiny_text import build_tiny_text
 
 pytestmark = pytest.mark.slow
 C = "/collections/shop"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "finetune"
 ITEMS = shop_items(120)
 FAST = {"learning_rates": [1e-3], "warmups": [0.0], "max_epochs": 6, "patience": 2, "batch_size": 32}
 
@@ -101,6 +102,10 @@ def test_too_many_epochs_on_few_pairs_overfit_and_early_stopping_keeps_the_best(
     assert epochs[-1]["train_loss"] < epochs[best - 1]["train_loss"]  # training went on improving…
     assert epochs[-1]["val_loss"] > epochs[best - 1]["val_loss"]  # …while validation got worse: over-fitting
     assert epochs[best - 1]["val_loss"] == min(e["val_loss"] for e in epochs)
+    svg = shop.get(f"{C}/embedder/finetune/curves.svg").text
+    assert svg.count('class="best-epoch"') == 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the over-fitting picture, to look at
+    (ARTIFACTS / "overfitting-curves.svg").write_text(svg)
 
 
 def test_one_run_at_a_time_and_a_cancel_stops_it(shop: TestClient) -> None:
