@@ -43,7 +43,7 @@ def curves_svg(trials: Sequence[Curve], chosen_index: int, title: str, y_label: 
     values = [e.train_loss for e in chosen.epochs] + [e.val_loss for t in trials for e in t.epochs]
     lo, hi = min(values), max(values)
     pad = 0.05 * (hi - lo) or 0.05  # a flat curve still gets a visible band
-    lo, hi = lo - pad, hi + pad
+    lo, hi = max(lo - pad, 0.0) if lo >= 0 else lo - pad, hi + pad  # a loss never below 0: nor is its axis
 
     def x(epoch: float) -> float:
         return LEFT + (epoch - 1) / max(n_epochs - 1, 1) * (WIDTH - LEFT - RIGHT)
