@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from app.search.diversity import mmr_order
 from app.search.examples import Example, Strategy, average_target, best_scores, threshold
 from app.search.facets import Facets, added_up
 from app.search.models import Hit, Query, SearchResult
+from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
 FACET_DEPTH = 1000  # values each shard lists for a facet: the most a request may ask for
@@ -469,6 +471,78 @@ class ShardedCollection:
     def find_part(self, _kind: type) -> None:
         return None
 
+    # ---- snapshots --------------------------------------------------------------------------------
+    def backup(self, dest: Path) -> tuple[int, int, CollectionConfig]:
+        """Every shard's points in one single-node database at `dest` (so a snapshot of a sharded collection is one
+        file, and restores into a single node too); returns (the sum of the shards' batch numbers, count, config).
+        Writes wait meanwhile: with every shard's lock held, each copy reads after the batches already sent."""
+        everything = list(range(self.layout.shards))
+        with self._locked(everything):
+            parts = {}
+            for s in everything:
+                shard = self.shards[s]
+                parts[s] = self._read_ordered(shard, "changes_since", 0)[1]
+            seq = self._batch_number({})
+        store = PointStore(dest, durable=False)
+        try:
+            store.set_meta("config", self.config.to_json())
+            slot = 0
+            for points in parts.values():
+                for start in range(0, len(points), 5_000):
+                    chunk = points[start : start + 5_000]
+                    keys = [orjson.dumps(p.id).decode() for p in chunk]
+                    rows = [
+                        (key, slot + i, np.asarray(p.vector, np.float32).tobytes(),
+                         None if p.payload_json is None else p.payload_json.decode())
+                        for i, (key, p) in enumerate(zip(keys, chunk, strict=True))
+                    ]  # fmt: skip
+                    sources = [
+                        None if p.source is None else (key, *p.source) for key, p in zip(keys, chunk, strict=True)
+                    ]
+                    store.write_batch(rows, [], sources if self.config.store_source else None)
+                    slot += len(chunk)
+        finally:
+            store.close()
+        single_file(dest)
+        return seq, slot, self.config
+
+    def _read_ordered(self, shard: Shard, method: str, *args: Any) -> Any:
+        """Ask a fresh copy in its write order (after every batch sent to it), falling over to the next."""
+        for copy in shard.readable(spread=False):
+            try:
+                return self._get(self._call(shard.copies[copy], method, *args))
+            except self._unreachable:
+                self._lost(shard, copy)
+        raise ShardUnavailable(
+            f"shard {shard.index} of '{self.name}' has no copy that answers", shard=shard.index, collection=self.name
+        )
+
+    def restore(self, db: Path) -> ShardedCollection:
+        """Replace every point with those of a snapshot's database (of a sharded or a single-node collection of the
+        same dimension and metric), spread over the shards again. Not atomic: a restore cut short leaves some of
+        the points; restoring again finishes it."""
+        store = PointStore(db, durable=False)
+        try:
+            stored = CollectionConfig.from_json(store.get_meta("config"))
+            if (stored.dim, stored.metric) != (self.config.dim, self.config.metric):
+                raise InvalidInput(
+                    f"the snapshot holds {stored.dim}-dimensional {stored.metric} vectors; '{self.name}' holds "
+                    f"{self.config.dim}-dimensional {self.config.metric} ones"
+                )
+            self._write("delete_by_filter", {s: ({},) for s in range(self.layout.shards)})  # every point
+            for rows in store.points(chunk=2_000):
+                keys = [row.id_json for row in rows]
+                sources = store.sources(keys) if self.config.store_source else {}
+                self.upsert(
+                    [orjson.loads(key) for key in keys],
+                    np.frombuffer(b"".join(row.vector for row in rows), np.float32).reshape(len(rows), -1),
+                    [None if row.payload is None else orjson.loads(row.payload) for row in rows],
+                    [sources.get(key) for key in keys] if self.config.store_source else None,
+                )
+        finally:
+            store.close()
+        return self
+
     # ---- state ------------------------------------------------------------------------------------
     def copies_state(self) -> list[dict[str, Any]]:
         """Each copy: where it is, whether it holds every batch, its last batch and count (None: no answer)."""
@@ -549,6 +623,15 @@ class ShardedCollection:
 
     def close(self) -> None:
         self.closed = True
+
+
+def single_file(db: Path) -> None:
+    """Fold SQLite's write-ahead log into the database file, so that the database is that one file."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
 
 
 def merge(answers: list[SearchResult], k: int, higher: bool, example: PointId | None = None) -> SearchResult:

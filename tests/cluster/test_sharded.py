@@ -171,7 +171,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     vector = [0.1] * DIM
     for method, path, body in [
         ("post", "/collections/plain/events", {"events": [{"user": "u", "item": 1, "type": "click"}]}),
-        ("post", "/collections/plain/snapshots", None),
         ("post", "/collections/plain/tune", {"target_recall": 0.9}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
         ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
@@ -297,3 +296,39 @@ def test_a_batch_over_shards_reports_which_stored_and_retrying_it_is_safe(
     assert client.post("/collections/single/points/count", json={}).json()["count"] == len(points)
     assert {p["id"] for p in _scroll_all(client, "single")} == {p["id"] for p in points}
     client.delete("/collections/single")
+
+
+def test_a_snapshot_is_one_file_holding_every_shard(cluster_client: TestClient) -> None:
+    """Taken from a sharded collection, restored into it after changes, and into a single node as well."""
+    client, points = cluster_client, _points(300, seed=6)
+    _create(client, "spread", "cosine", shards=3, replicas=2)
+    _load(client, "spread", points)
+    taken = client.post("/collections/spread/snapshots")
+    assert taken.status_code == 201, taken.text
+    snapshot = taken.json()
+    assert snapshot["count"] == len(points)
+    client.post("/collections/spread/points/delete", json={"filter": FILTERS[1]})  # changes after the snapshot
+    client.put("/collections/spread/points", json={"points": [{"id": "late", "vector": [1.0] * DIM}]})
+    restored = client.post(f"/collections/spread/snapshots/{snapshot['name']}/restore")
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["count"] == len(points) and restored.json()["shards"] == 3
+    assert {p["id"] for p in _scroll_all(client, "spread")} == {p["id"] for p in points}
+    queries = clustered(10, DIM, seed=9)
+    truth = _search(client, "spread", queries, exact=True, filter=FILTERS[2])
+    # the same file into a single-node collection: the snapshot is the single-node format
+    download = client.get(f"/collections/spread/snapshots/{snapshot['name']}")
+    assert download.status_code == 200
+    _create(client, "one", "cosine")
+    _load(client, "one", points[:5])
+    folder = client.app.state.settings.data_dir / ".snapshots" / "one"  # type: ignore[attr-defined]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / snapshot["name"].replace("spread-", "one-", 1)).write_bytes(download.content)
+    moved = client.post(f"/collections/one/snapshots/{snapshot['name'].replace('spread-', 'one-', 1)}/restore")
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["count"] == len(points) and moved.json()["shards"] is None
+    for want, got in zip(truth, _search(client, "one", queries, exact=True, filter=FILTERS[2]), strict=True):
+        assert [h["id"] for h in got["results"]] == [h["id"] for h in want["results"]]
+        np.testing.assert_allclose([h["score"] for h in got["results"]], [h["score"] for h in want["results"]],
+                                   rtol=1e-5, atol=1e-5)  # fmt: skip
+    for name in ("one", "spread"):
+        client.delete(f"/collections/{name}")
