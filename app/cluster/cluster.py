@@ -20,7 +20,7 @@ from app.cluster.placement import node_of, place, scheduling
 from app.cluster.sharded import Layout, ShardedCollection
 from app.collections.models import CollectionConfig
 from app.core.config import Settings
-from app.core.errors import CollectionExists, InvalidInput, NotOnShards
+from app.core.errors import CollectionExists, InvalidInput
 from app.embedding.factory import EmbedderPool
 from app.storage.files import atomic_write_bytes
 
@@ -78,8 +78,6 @@ class Cluster:
     def create(
         self, config: CollectionConfig, shards: int, replicas: int, write_quorum: int | None
     ) -> ShardedCollection:
-        if config.lexical:
-            raise NotOnShards("a keyword index is not offered on sharded collections yet", operation="lexical")
         quorum = write_quorum if write_quorum is not None else replicas // 2 + 1
         if not 1 <= quorum <= replicas:
             raise InvalidInput(f"write_quorum must be 1 to {replicas} (the copies of a shard)", write_quorum=quorum)

@@ -35,7 +35,9 @@ from app.index.payload import PayloadIndex
 from app.search.diversity import mmr_order
 from app.search.examples import Example, Strategy, average_target, best_scores, threshold
 from app.search.facets import Facets, added_up
+from app.search.fusion import fuse
 from app.search.models import Hit, Query, SearchResult
+from app.search.searcher import LEXICAL_DEPTH, resolve_mode
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -359,29 +361,80 @@ class ShardedCollection:
         return Page(points, None)
 
     def search(self, queries: list[Query]) -> list[SearchResult]:
-        """Every shard answers every query for its k; the k best of their hits are the answer."""
+        """Every shard answers every query for its k; the k best of their hits are the answer. A hybrid query is
+        asked as its two halves (dense, keywords), each merged over the shards and then fused here, since a
+        shard's own fusion normalises over its own candidates and its scores do not compare with another's."""
         for q in queries:
             if q.group_by is not None:
                 raise NotOnShards(
                     f"collection '{self.name}' is sharded: group_by is not offered on it yet", operation="group_by"
                 )
         asked = [self._by_vector(self._for_shards(q)) for q in queries]
+        hybrid = [resolve_mode(self.config, a) == "hybrid" for a in asked]
+        if any(h and q.mmr is not None for q, h in zip(queries, hybrid, strict=True)):
+            raise NotOnShards(f"collection '{self.name}' is sharded: MMR over a hybrid search is not offered yet")
+        sent = [half for a, h in zip(asked, hybrid, strict=True) for half in (_halves(a) if h else [a])]
         every = not all(q.partial for q in queries)  # in a batch, one query that wants every shard decides
-        answers = self._read_all("search", lambda s: (asked,), list(range(self.layout.shards)), every=every)
+        answers = self._read_all("search", lambda s: (sent,), list(range(self.layout.shards)), every=every)
         if not answers:
             raise ShardUnavailable(f"no shard of '{self.name}' has a copy that answers", collection=self.name)
-        partial = len(answers) < self.layout.shards
-        higher = self.config.metric != "l2"
-        merged = [
-            merge(
-                [answers[s][i] for s in sorted(answers)],
-                q.k if q.mmr is None else a.k - (q.id is not None),
-                higher,
-                q.id,
+        partial, higher, at, results = len(answers) < self.layout.shards, self.config.metric != "l2", 0, []
+        for q, a, h in zip(queries, asked, hybrid, strict=True):
+            parts = [[answers[s][at + i] for s in sorted(answers)] for i in range(2 if h else 1)]
+            at += len(parts)
+            if h:
+                result = self._fused(q, a, *parts)
+            else:
+                k = q.k if q.mmr is None else a.k - (q.id is not None)
+                result = self._diverse(merge(parts[0], k, higher, q.id), q, higher)
+            results.append(replace(result, partial=partial))
+        return results
+
+    def _fused(
+        self, q: Query, a: Query, dense_answers: list[SearchResult], word_answers: list[SearchResult]
+    ) -> SearchResult:
+        """A hybrid answer as one node makes it (app/search/searcher._hybrid): the union of the best dense and the
+        best keyword candidates, each scored by both (a keyword candidate's dense score computed from its
+        vector, BM25 from the deep keyword list or none), fused, the k best kept."""
+        higher, wanted = self.config.metric != "l2", max(a.k, a.fusion.candidates)
+        dense = merge(dense_answers, wanted, higher, q.id)
+        deep = merge(word_answers, LEXICAL_DEPTH * wanted, True, q.id)
+        found: dict[bytes, Hit] = {}
+        for hit in [*dense.hits, *deep.hits[:wanted]]:
+            found.setdefault(orjson.dumps(hit.id), hit)
+        if not found:
+            return SearchResult([], dense.plan, dense.candidates, "hybrid")
+        keys = list(found)
+        similarity = {orjson.dumps(h.id): h.score for h in dense.hits}
+        bm25 = {orjson.dumps(h.id): h.score for h in deep.hits}
+        unscored = [key for key in keys if key not in similarity]
+        if unscored:
+            assert a.vector is not None
+            similarity.update(
+                zip(unscored, self._scores(a.vector, [found[key].vector for key in unscored]), strict=True)
             )
-            for i, (q, a) in enumerate(zip(queries, asked, strict=True))
-        ]
-        return [replace(self._diverse(r, q, higher), partial=partial) for r, q in zip(merged, queries, strict=True)]
+        fused = fuse(
+            np.arange(len(keys)),
+            np.array([similarity[key] for key in keys], np.float32),
+            np.array([bm25.get(key, np.nan) for key in keys], np.float32),
+            a.fusion,
+            higher,
+        )
+        kept = [f for f in fused if q.score_threshold is None or f.score >= q.score_threshold][: q.k]
+        hits = [
+            replace(found[keys[f.slot]], score=f.score, dense=f.dense, lexical=f.lexical,
+                    vector=found[keys[f.slot]].vector if q.with_vector else None)
+            for f in kept
+        ]  # fmt: skip
+        return SearchResult(hits, dense.plan, dense.candidates, "hybrid")
+
+    def _scores(self, query: np.ndarray, vectors: list[Any]) -> list[float]:
+        """Dense scores as a shard reports them: dot products of prepared vectors, or Euclidean distance."""
+        q = prepare_vectors(self.config, np.asarray(query, np.float32).reshape(1, -1), 1)[0]
+        stored = np.stack(vectors).astype(np.float32)
+        if self.config.metric == "l2":
+            return np.sqrt(((stored - q) ** 2).sum(axis=1)).tolist()  # type: ignore[no-any-return]
+        return (stored @ q).tolist()  # type: ignore[no-any-return]
 
     @staticmethod
     def _for_shards(q: Query) -> Query:
@@ -581,7 +634,7 @@ class ShardedCollection:
             "index_state": "ready" if states == {"ready"} and len(first) == self.layout.shards else "building",
             "memory_bytes": 0,  # the copies' memory is on their nodes: GET /cluster has it per copy
             "seq": self._batch_number({}),
-            "lexical_state": "off",
+            "lexical_state": "ready" if self.config.lexical else "off",  # each copy keeps its shard's own
             "lexical_progress": 1.0,
             "payload_index_builds": {},
             "shards": self.layout.shards,
@@ -625,6 +678,16 @@ class ShardedCollection:
         self.closed = True
 
 
+def _halves(q: Query) -> list[Query]:
+    """A hybrid query's two halves for the shards: its best dense candidates, and its keyword list read deep (with
+    vectors, for the dense score of a candidate only the words found)."""
+    wanted = max(q.k, q.fusion.candidates)
+    return [
+        replace(q, mode="dense", k=wanted, score_threshold=None),
+        replace(q, mode="lexical", k=LEXICAL_DEPTH * wanted, score_threshold=None, with_vector=True),
+    ]
+
+
 def single_file(db: Path) -> None:
     """Fold SQLite's write-ahead log into the database file, so that the database is that one file."""
     conn = sqlite3.connect(db, isolation_level=None)
@@ -637,8 +700,11 @@ def single_file(db: Path) -> None:
 def merge(answers: list[SearchResult], k: int, higher: bool, example: PointId | None = None) -> SearchResult:
     """The k best hits of the shards' answers, best first; equal scores ordered by id, so the answer does not
     depend on which shard a point is on; never the `example` point ("more like this"). The plan is the one most
-    shards chose; candidates add up."""
+    shards chose; candidates add up. Keyword and hybrid scores come from each shard's own statistics (BM25's
+    document frequencies, the fusion's normalisation over its own candidates), as in Elasticsearch's default
+    search: close to one node's ranking, not equal to it."""
     left_out = None if example is None else orjson.dumps(example)
+    higher = higher or any(answer.mode != "dense" for answer in answers)  # BM25 and fused scores: higher is better
     hits: list[Hit] = [h for answer in answers for h in answer.hits if orjson.dumps(h.id) != left_out]
     hits.sort(key=lambda h: (-h.score if higher else h.score, orjson.dumps(h.id)))
     plans = Counter(answer.plan for answer in answers)

@@ -332,3 +332,29 @@ def test_a_snapshot_is_one_file_holding_every_shard(cluster_client: TestClient) 
                                    rtol=1e-5, atol=1e-5)  # fmt: skip
     for name in ("one", "spread"):
         client.delete(f"/collections/{name}")
+
+
+def test_keyword_and_hybrid_search_over_shards_find_a_product_code(cluster_client: TestClient) -> None:
+    """Each shard keeps the keyword index of its own points; a code only one product has comes first."""
+    client, points = cluster_client, _points(300, seed=8)
+    for i, p in enumerate(points):
+        p["payload"]["sku"] = f"KX-{1000 + i}"
+    body = {"dim": DIM, "payload_indexes": {"colour": "keyword"}, "lexical": {"fields": ["sku"]}, "shards": 3}
+    assert client.put("/collections/codes", json=body).status_code == 201
+    _load(client, "codes", points)
+    assert client.get("/collections/codes").json()["lexical_state"] == "ready"
+    target = points[123]
+    words = client.post("/collections/codes/search", json={"text": "KX-1123", "mode": "lexical", "k": 3}).json()
+    assert words["mode"] == "lexical" and words["results"][0]["id"] == target["id"]
+    alone = {key: value for key, value in body.items() if key != "shards"}
+    assert client.put("/collections/alone", json=alone).status_code == 201
+    _load(client, "alone", points)
+    hybrid = {"vector": points[5]["vector"], "keywords": "KX-1123", "k": 5, "exact": True}
+    found = client.post("/collections/codes/search", json=hybrid).json()
+    truth = client.post("/collections/alone/search", json=hybrid).json()
+    got, want = [h["id"] for h in found["results"]], [h["id"] for h in truth["results"]]
+    assert found["mode"] == "hybrid" and got[0] == want[0] == target["id"] and points[5]["id"] in got
+    # BM25 weighs each word by the points of its own shard that hold it: close to one node's order, not equal
+    assert len(set(got) & set(want)) >= 4, (got, want)
+    for name in ("codes", "alone"):
+        client.delete(f"/collections/{name}")
