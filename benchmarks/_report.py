@@ -60,6 +60,12 @@ def table(head: list[str], *rows: list[Any]) -> list[str]:
     return [*lines, *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""]
 
 
+def proc_status_kib(field: str, pid: int | str = "self") -> int:
+    """A memory figure of a process from /proc (VmRSS now, VmHWM its peak), in KiB."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith(f"{field}:"))
+    return int(line.split()[1])
+
+
 def machine(data_dir: str) -> str:
     """CPUs, CPU model, Python, how hnswlib was compiled (judged from its machine code), data dir filesystem."""
     with open("/proc/cpuinfo") as f:

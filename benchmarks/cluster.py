@@ -27,7 +27,7 @@ from app.core.config import Settings
 from app.main import open_registry
 from app.search import searcher
 from app.search.models import Query
-from benchmarks._report import log, machine, ms, table, write_section
+from benchmarks._report import log, machine, ms, proc_status_kib, table, write_section
 from benchmarks.glove import load_glove
 
 HERE = Path(__file__).resolve().parent
@@ -36,8 +36,7 @@ LABELS = ("umbrella-a", "umbrella-b", "umbrella-c")
 
 
 def rss_mib(pid: int) -> float:
-    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
+    return proc_status_kib("VmRSS", pid) / 1024
 
 
 def disk_mib(folder: Path) -> float:

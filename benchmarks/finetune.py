@@ -36,7 +36,7 @@ from app.demo.shop import ShopItem, shop_items
 from app.embedding import tuning
 from app.embedding.sentence import find_model
 from app.personalization.feedback import own_words
-from benchmarks._report import log, machine, table, write_section
+from benchmarks._report import log, machine, proc_status_kib, table, write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Fine-tuning the text model"
@@ -111,8 +111,7 @@ def cost(size: int, steps: int) -> dict[str, Any]:
 
 def peak_rss_mib() -> float:
     """This process's own peak RSS: VmHWM, because ru_maxrss after a spawn also counts the parent's peak."""
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
+    return proc_status_kib("VmHWM") / 1024
 
 
 def report(seeds: list[dict[str, Any]], costs: list[dict[str, Any]], args: argparse.Namespace) -> str:

@@ -25,15 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._report import log, machine, table, write_section
+from benchmarks._report import log, machine, proc_status_kib, table, write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Bytes per vector (the capacity plan's numbers)"
 
 
 def rss_bytes() -> int:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) * 1024
+    return proc_status_kib("VmRSS") * 1024
 
 
 def one(n: int, dim: int) -> dict[str, Any]:
