@@ -176,9 +176,10 @@ async def tune_collection(body: TuneRequest, collection: CollectionDep) -> TuneR
     """The smallest search ef whose recall@k reaches the target, on recent searches, stored points or the
     vectors sent; `apply` makes it the default. A graph being built is waited for up to 30 s, then 503;
     400 when the collection holds k points or fewer, or a vector is bad."""
+    # a sharded collection (app/cluster) tunes over its shards; a local one here
+    run = getattr(collection, "tune", None) or functools.partial(tune, collection)
     report = await run_in_threadpool(
-        tune,
-        collection,
+        run,
         target_recall=body.target_recall,
         k=body.k,
         queries=body.queries,

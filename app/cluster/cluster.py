@@ -87,11 +87,14 @@ class Cluster:
             if config.name in self._collections:
                 raise CollectionExists(f"collection '{config.name}' already exists", name=config.name)
             collection = self._attach(config, layout)
-            self.root.mkdir(parents=True, exist_ok=True)
-            spec = {"config": config.to_json(), "layout": layout.to_json()}
-            atomic_write_bytes(self.root / f"{config.name}.json", json.dumps(spec).encode())
+            self._save(config, layout)
             self._collections[config.name] = collection
             return collection
+
+    def _save(self, config: CollectionConfig, layout: Layout) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        spec = {"config": config.to_json(), "layout": layout.to_json()}
+        atomic_write_bytes(self.root / f"{config.name}.json", json.dumps(spec).encode())
 
     def _attach(self, config: CollectionConfig, layout: Layout) -> ShardedCollection:
         """Start (or find) the copies of every shard on their nodes and learn where each shard stands."""
@@ -116,7 +119,9 @@ class Cluster:
             for shard, labels in enumerate(layout.nodes)
         ]
         embedder = self.embedders.get(config.embedder) if config.embedder else None
-        collection = ShardedCollection(config, layout, copies, embedder, self.settings, self.root)
+        collection = ShardedCollection(
+            config, layout, copies, embedder, self.settings, self.root, lambda changed: self._save(changed, layout)
+        )
         collection.start()
         return collection
 

@@ -18,10 +18,12 @@ from app.collections.collection import Collection
 from app.collections.layout import DB_FILE
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.core.config import Settings
+from app.core.errors import NotReady
 from app.embedding.factory import EmbedderPool
 from app.search import searcher
 from app.search.facets import Facets, facets
 from app.search.models import Query, SearchResult
+from app.search.tune import graph_answers
 
 
 class ShardCopy:
@@ -87,6 +89,29 @@ class ShardCopy:
     def search(self, queries: list[Query]) -> list[SearchResult]:
         """Vector queries (the router embedded them), each answered by this copy's planner and index."""
         return searcher.search(self.collection, queries)
+
+    def sample(self, n: int, seed: int) -> tuple[list[PointId], np.ndarray]:
+        """Up to n stored points (ids, vectors as stored), drawn at random: queries for tune."""
+        with self.collection.reading() as view:
+            live = view.live_slots()
+            chosen = np.random.default_rng(seed).choice(live, size=min(n, len(live)), replace=False)
+            return view.ids(chosen.tolist()), view.vectors(chosen)
+
+    def graph_search(self, vectors: np.ndarray, want: int, ef: int) -> list[list[tuple[float, PointId]]]:
+        """Each query's `want` best (score, id) straight from the graph at this ef (no planner): what tune
+        measures. 503 while the graph is not up."""
+        with self.collection.reading() as view:
+            if view.graph is None:
+                raise NotReady(f"a copy of '{view.name}' has no graph yet (being built)")
+            slots, scores = graph_answers(view.graph, vectors, want, ef)
+            return [
+                [(float(score), pid) for slot, score in zip(row, row_scores, strict=True) if slot >= 0
+                 for pid in view.ids([int(slot)])]
+                for row, row_scores in zip(slots.tolist(), scores.tolist(), strict=True)
+            ]  # fmt: skip
+
+    def set_default_ef(self, ef: int) -> None:
+        self.collection.set_default_ef(ef)
 
     def state(self) -> dict[str, Any]:
         import ray

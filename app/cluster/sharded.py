@@ -14,6 +14,7 @@ import itertools
 import logging
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.collections.view import WouldBlock, prepare_vectors
 from app.core.config import Settings
-from app.core.errors import InvalidInput, NotOnShards, PointNotFound, ShardUnavailable, UmbrellaError
+from app.core.errors import InvalidInput, NotOnShards, NotReady, PointNotFound, ShardUnavailable, UmbrellaError
 from app.embedding.base import Embedder, Modality
 from app.index.payload import PayloadIndex
 from app.search.diversity import mmr_order
@@ -38,6 +39,7 @@ from app.search.facets import Facets, added_up
 from app.search.fusion import fuse
 from app.search.models import Hit, Query, SearchResult
 from app.search.searcher import LEXICAL_DEPTH, resolve_mode
+from app.search.tune import GRAPH_WAIT_S, LADDER, Trial, TuneReport
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class ShardedCollection:
         embedder: Embedder | None,
         settings: Settings,
         folder: Path,
+        keep: Callable[[CollectionConfig], None] = lambda _config: None,
     ) -> None:
         import ray
         from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
@@ -100,6 +103,7 @@ class ShardedCollection:
         self._unreachable = (RayActorError, GetTimeoutError, ObjectLostError, WorkerCrashedError)
         self.config, self.layout, self.embedder, self.settings, self.folder = config, layout, embedder, settings, folder
         self.shards = [Shard(i, handles) for i, handles in enumerate(copies)]
+        self._keep = keep  # stores a changed config (the cluster's spec file), so a restart finds it
         self._checks = PayloadIndex(config.payload_indexes)  # the copies check too; a batch must pass everywhere
         self.closed = False
 
@@ -524,6 +528,74 @@ class ShardedCollection:
     def find_part(self, _kind: type) -> None:
         return None
 
+    # ---- tune -------------------------------------------------------------------------------------
+    def tune(
+        self,
+        *,
+        target_recall: float,
+        k: int,
+        queries: int,
+        seed: int,
+        apply: bool,
+        source: str = "auto",
+        vectors: np.ndarray | None = None,
+    ) -> TuneReport:
+        """As one node tunes (app/search/tune.py), over the shards: the smallest ef of the ladder at which the
+        graphs' merged top k holds `target_recall` of the exact top k, on the vectors sent or on stored points
+        (each leaving itself out; a sharded collection keeps no recent searches). `apply` sets it on every copy."""
+        if source == "searches":
+            raise NotOnShards(f"collection '{self.name}' is sharded: it keeps no recent searches to tune on")
+        deadline = time.monotonic() + GRAPH_WAIT_S
+        while any(c["index_state"] != "ready" for c in self.copies_state() if c["fresh"]):
+            if time.monotonic() > deadline:
+                raise NotReady(f"collection '{self.name}': a shard's graph is not ready (see GET /cluster)")
+            time.sleep(0.5)
+        count = self.count_matching(None)
+        if count < k + 1:
+            raise InvalidInput(
+                f"collection '{self.name}' holds {count} points: tuning recall@{k} needs at least {k + 1}", count=count
+            )
+        if vectors is not None:
+            kind, qs, own = "given", prepare_vectors(self.config, vectors, len(vectors)), None
+        else:
+            drawn = self._read_all("sample", lambda s: (queries, seed + s), list(range(self.layout.shards)))
+            ids = [pid for s in sorted(drawn) for pid in drawn[s][0]]
+            pool = np.vstack([drawn[s][1] for s in sorted(drawn)])
+            chosen = np.random.default_rng(seed).choice(len(ids), size=min(queries, len(ids)), replace=False)
+            kind, qs, own = "points", pool[chosen], [ids[i] for i in chosen]
+        want, higher = k + (own is not None), self.config.metric != "l2"
+        exact = self.search([Query(vector=q, k=want, exact=True, with_payload=False) for q in qs])
+        truth = _top([[h.id for h in r.hits] for r in exact], own, k)
+        report = TuneReport(target_recall, k, len(qs), kind, self.config.ef, self.config.ef, False, False)  # type: ignore[arg-type]
+        for ef in [e for e in LADDER if want <= e <= self.settings.max_ef]:
+            started = time.perf_counter()
+            answers = self._read_all("graph_search", lambda s, ef=ef: (qs, want, ef), list(range(self.layout.shards)))
+            seconds = time.perf_counter() - started
+            found = []
+            for i in range(len(qs)):
+                hits = [hit for s in sorted(answers) for hit in answers[s][i]]
+                hits.sort(key=lambda h: (-h[0] if higher else h[0], orjson.dumps(h[1])))
+                found.append([pid for _, pid in hits[:want]])
+            got = _top(found, own, k)
+            recall = float(np.mean([len(set(map(orjson.dumps, g)) & set(map(orjson.dumps, e))) / len(e)
+                                    for g, e in zip(got, truth, strict=True) if e]))  # fmt: skip
+            report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
+            report.chosen_ef = ef
+            if recall >= target_recall:
+                report.reached = True
+                break
+        if apply:
+            for shard in self.shards:  # every copy that answers; one that is away keeps its ef until set again
+                for copy, handle in enumerate(shard.copies):
+                    try:
+                        self._get(self._call(handle, "set_default_ef", report.chosen_ef))
+                    except self._unreachable:
+                        self._lost(shard, copy)
+            self.config = replace(self.config, ef=report.chosen_ef)
+            self._keep(self.config)
+            report.applied = True
+        return report
+
     # ---- snapshots --------------------------------------------------------------------------------
     def backup(self, dest: Path) -> tuple[int, int, CollectionConfig]:
         """Every shard's points in one single-node database at `dest` (so a snapshot of a sharded collection is one
@@ -676,6 +748,13 @@ class ShardedCollection:
 
     def close(self) -> None:
         self.closed = True
+
+
+def _top(rows: list[list[PointId]], own: list[PointId] | None, k: int) -> list[list[PointId]]:
+    """Each query's first k ids, other than its own when the queries are stored points."""
+    owners: list[Any] = [None] * len(rows) if own is None else own
+    return [[pid for pid in row if own is None or orjson.dumps(pid) != orjson.dumps(o)][:k]
+            for row, o in zip(rows, owners, strict=True)]  # fmt: skip
 
 
 def _halves(q: Query) -> list[Query]:

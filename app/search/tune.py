@@ -86,7 +86,7 @@ def tune(
             if view.seq != seq:  # written to since the truth was taken
                 seq, expected = view.seq, _truth(view, qs, want, own, k)
             started = time.perf_counter()
-            found = _graph_answers(graph, qs, want, ef)
+            found = graph_answers(graph, qs, want, ef)[0]
             seconds = time.perf_counter() - started
         got = _top(found, own, k)
         recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
@@ -103,19 +103,22 @@ def tune(
     return report
 
 
-def _graph_answers(graph: HnswIndex, qs: np.ndarray, want: int, ef: int) -> np.ndarray:
-    """The graph's `want` best slots per query at this ef. A graph starved by deletes cannot return `want`
-    for some queries (hnswlib refuses the whole batch): those count as misses at this ef, not as an error."""
+def graph_answers(graph: HnswIndex, qs: np.ndarray, want: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's `want` best (slots, scores) per query at this ef. A graph starved by deletes cannot return
+    `want` for some queries (hnswlib refuses the whole batch): those count as misses (slot -1), not an error."""
     try:
-        return graph.search(qs, want, ef=ef)[0]
+        return graph.search(qs, want, ef=ef)
     except IncompleteResult:
-        rows = []
+        slots, scores = [], []
         for q in qs:
             try:
-                rows.append(graph.search(q, want, ef=ef)[0][0])
+                found = graph.search(q, want, ef=ef)
+                slots.append(found[0][0])
+                scores.append(found[1][0])
             except IncompleteResult:
-                rows.append(np.full(want, -1, np.int64))
-        return np.vstack(rows)
+                slots.append(np.full(want, -1, np.int64))
+                scores.append(np.full(want, np.nan, np.float32))
+        return np.vstack(slots), np.vstack(scores)
 
 
 def _check_graph(view: ReadView) -> HnswIndex:

@@ -171,7 +171,7 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     vector = [0.1] * DIM
     for method, path, body in [
         ("post", "/collections/plain/events", {"events": [{"user": "u", "item": 1, "type": "click"}]}),
-        ("post", "/collections/plain/tune", {"target_recall": 0.9}),
+        ("post", "/collections/plain/tune", {"target_recall": 0.9, "source": "searches"}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
         ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
     ]:
@@ -358,3 +358,29 @@ def test_keyword_and_hybrid_search_over_shards_find_a_product_code(cluster_clien
     assert len(set(got) & set(want)) >= 4, (got, want)
     for name in ("codes", "alone"):
         client.delete(f"/collections/{name}")
+
+
+def test_tune_picks_an_ef_for_the_merged_graphs_and_applies_it_to_every_copy(
+    cluster_client: TestClient, cluster_settings: Any
+) -> None:
+    client, points = cluster_client, _points(3000, seed=10)
+    _create(client, "tuned", "cosine", shards=3, replicas=2)
+    _load(client, "tuned", points)
+    report = client.post("/collections/tuned/tune", json={"target_recall": 0.97, "k": 10, "queries": 60, "apply": True})
+    assert report.status_code == 200, report.text
+    tuned = report.json()
+    assert tuned["query_source"] == "points" and tuned["reached"] and tuned["applied"]
+    assert tuned["trials"][-1]["recall"] >= 0.97 and all(t["recall"] < 0.97 for t in tuned["trials"][:-1])
+    assert client.get("/collections/tuned").json()["hnsw"]["ef"] == tuned["chosen_ef"]
+    # the queries sent: the recall it reports is what the merged graph searches at that ef get
+    queries = clustered(40, DIM, seed=21)
+    given = client.post(
+        "/collections/tuned/tune", json={"target_recall": 0.9, "k": 10, "vectors": queries.tolist(), "apply": False}
+    ).json()
+    ef, recall = given["trials"][-1]["ef"], given["trials"][-1]["recall"]
+    truth = _search(client, "tuned", queries, exact=True)
+    graph = _search(client, "tuned", queries, ef=ef)
+    pairs = zip(graph, truth, strict=True)
+    found = sum(len({h["id"] for h in g["results"]} & {h["id"] for h in t["results"]}) for g, t in pairs)
+    assert abs(found / (10 * len(queries)) - recall) <= 0.02 and given["query_source"] == "given"
+    client.delete("/collections/tuned")
