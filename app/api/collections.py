@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from app.api.access import GuardedRoute, errors, needs
-from app.api.deps import AccessDep, CollectionDep, RegistryDep
+from app.api.deps import AccessDep, CollectionDep, RegistryDep, own_or
 from app.collections.collection import Collection
 from app.collections.models import CollectionConfig
 from app.core.errors import CollectionNotFound, DimensionMismatch, InvalidInput
@@ -157,9 +157,7 @@ async def count_facets(body: FacetRequest, collection: CollectionDep) -> FacetRe
     """How many points (of those matching `filter`) hold each value of an indexed field; 400 for a field
     without an index."""
     flt = body.filter.as_dict() if body.filter else None
-    # a sharded collection (app/cluster) adds up its shards' counts; a local one counts here
-    count = getattr(collection, "facets", None) or functools.partial(facets, collection)
-    found = await run_in_threadpool(count, body.key, flt, body.limit)
+    found = await run_in_threadpool(own_or(collection, "facets", facets), body.key, flt, body.limit)
     values = [FacetValue(value=value, count=count) for value, count in found.values]
     return FacetResponse(key=found.key, values=values, candidates=found.candidates)
 
@@ -176,10 +174,8 @@ async def tune_collection(body: TuneRequest, collection: CollectionDep) -> TuneR
     """The smallest search ef whose recall@k reaches the target, on recent searches, stored points or the
     vectors sent; `apply` makes it the default. A graph being built is waited for up to 30 s, then 503;
     400 when the collection holds k points or fewer, or a vector is bad."""
-    # a sharded collection (app/cluster) tunes over its shards; a local one here
-    run = getattr(collection, "tune", None) or functools.partial(tune, collection)
     report = await run_in_threadpool(
-        run,
+        own_or(collection, "tune", tune),
         target_recall=body.target_recall,
         k=body.k,
         queries=body.queries,

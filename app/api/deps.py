@@ -57,6 +57,13 @@ async def get_collection(name: str, registry: RegistryDep) -> Collection:
 CollectionDep = Annotated[Collection, Depends(get_collection)]
 
 
+def own_or(collection: Any, name: str, fn: Callable[..., T]) -> Callable[..., T]:
+    """The collection's own way of doing `name` when it has one (a sharded collection, app/cluster, asks its
+    shards and merges their answers), else `fn` applied to it (the search layer, on a local collection)."""
+    own: Callable[..., T] | None = getattr(collection, name, None)
+    return own if own is not None else functools.partial(fn, collection)
+
+
 def check_batch(size: int, limit: int, what: str) -> None:
     """413 for a request carrying more items than the server takes in one call."""
     if size > limit:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 import numpy as np
@@ -14,7 +13,7 @@ from starlette.responses import Response
 
 from app.api.access import GuardedRoute, errors, needs
 from app.api.codec import hit_json, json_response, result_json
-from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker
+from app.api.deps import CollectionDep, SearchWorkersDep, SettingsDep, check_batch, on_search_worker, own_or
 from app.api.errors import validation_error_response
 from app.collections.collection import Collection
 from app.core.errors import RankerNotFound
@@ -57,8 +56,7 @@ async def recommend_by_examples(
         with_payload=body.with_payload,
         with_vector=body.with_vector,
     )
-    # a sharded collection (app/cluster) recommends over its shards; a local one here
-    run = getattr(collection, "recommend", None) or functools.partial(recommend, collection)
+    run = own_or(collection, "recommend", recommend)
     result = await on_search_worker(
         workers, run, examples(body.positive), examples(body.negative), body.strategy, query
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from starlette.responses import Response
 
 from app.api.access import GuardedRoute, errors, needs
 from app.api.codec import decode_image, decode_vector, json_response, result_json
-from app.api.deps import CollectionDep, SearchWorkersDep, check_batch, on_search_worker
+from app.api.deps import CollectionDep, SearchWorkersDep, check_batch, on_search_worker, own_or
 from app.api.errors import validation_error_response
 from app.api.openapi import SelfParsingRoute, parse_body
 from app.collections.collection import Collection
@@ -58,17 +57,11 @@ async def answer(
     one batch), then search on a search worker (CPU-bound: at most one per core). `queries_of` decodes the
     wire vectors and images: for a batch of 10k vectors that is ~0.1 s, which must not run on the loop.
     """
-    run = _searcher(collection)
+    run = own_or(collection, "search", searcher.search)
     if embed:
         queries = await run_in_threadpool(lambda: embed_queries(collection, queries_of()))
         return await on_search_worker(workers, run, queries)
     return await on_search_worker(workers, lambda: run(queries_of()))
-
-
-def _searcher(collection: Collection) -> Callable[[list[Query]], list[SearchResult]]:
-    """A sharded collection (app/cluster) searches by asking its shards; a local one is searched here."""
-    own: Callable[[list[Query]], list[SearchResult]] | None = getattr(collection, "search", None)
-    return own if own is not None else functools.partial(searcher.search, collection)
 
 
 def _by_content(req: SearchRequest) -> bool:

@@ -38,8 +38,9 @@ from app.search.examples import Example, Strategy, average_target, best_scores, 
 from app.search.facets import Facets, added_up
 from app.search.fusion import fuse
 from app.search.models import Hit, Query, SearchResult
+from app.search.queries import embed_queries
 from app.search.searcher import LEXICAL_DEPTH, resolve_mode
-from app.search.tune import GRAPH_WAIT_S, LADDER, Trial, TuneReport
+from app.search.tune import GRAPH_WAIT_S, LADDER, TuneReport, record_trial
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -161,11 +162,14 @@ class ShardedCollection:
             top = max(known)
             shard.fresh = [s == top for s in seqs]
 
-    def _read(self, shard: Shard, method: str, *args: Any, spread: bool = True, **kwargs: Any) -> Any:
-        """Ask one fresh copy, falling over to the next when one does not answer."""
-        for copy in shard.readable(spread=spread):
+    def _read(
+        self, shard: Shard, method: str, *args: Any, spread: bool = True, in_order: bool = False, **kwargs: Any
+    ) -> Any:
+        """Ask one fresh copy, falling over to the next when one does not answer. `in_order`: in the copy's write
+        order, after every batch already sent to it (and always the first fresh copy)."""
+        for copy in shard.readable(spread=spread and not in_order):
             try:
-                return self._get(self._call(shard.copies[copy], method, *args, read=True, **kwargs))
+                return self._get(self._call(shard.copies[copy], method, *args, read=not in_order, **kwargs))
             except self._unreachable:
                 self._lost(shard, copy)
         raise ShardUnavailable(
@@ -282,9 +286,7 @@ class ShardedCollection:
                 raise InvalidInput(f"point {pid!r}: {err.message}", id=pid) from None
             except orjson.JSONEncodeError as err:
                 raise InvalidInput(f"point {pid!r}: payload cannot be stored: {err}", id=pid) from None
-        rows: dict[int, list[int]] = {}
-        for i, pid in enumerate(ids):
-            rows.setdefault(shard_of(pid, self.layout.shards), []).append(i)
+        rows = self._by_shard(ids)
         args = {
             s: (
                 [ids[i] for i in at],
@@ -294,24 +296,29 @@ class ShardedCollection:
             )
             for s, at in rows.items()
         }
-        return self._batch_number(self._write("upsert", args))
+        self._write("upsert", args)
+        return self._batch_number()
 
     def upsert_inputs(self, points: list[PointInput]) -> int:
         vectors, sources = vectors_of(self.embedder, self.name, self.config.dim, points)
         return self.upsert([p.id for p in points], vectors, [p.payload for p in points], sources)
 
     def delete(self, ids: list[PointId]) -> tuple[int, int]:
-        by_shard: dict[int, list[PointId]] = {}
-        for pid in ids:
-            by_shard.setdefault(shard_of(pid, self.layout.shards), []).append(pid)
-        answers = self._write("delete", {s: (part,) for s, part in by_shard.items()})
-        return sum(count for count, _ in answers.values()), self._batch_number(answers)
+        answers = self._write("delete", {s: ([ids[i] for i in at],) for s, at in self._by_shard(ids).items()})
+        return sum(count for count, _ in answers.values()), self._batch_number()
 
     def delete_by_filter(self, flt: dict[str, Any]) -> tuple[int, int]:
         answers = self._write("delete_by_filter", {s: (flt,) for s in range(self.layout.shards)})
-        return sum(count for count, _ in answers.values()), self._batch_number(answers)
+        return sum(count for count, _ in answers.values()), self._batch_number()
 
-    def _batch_number(self, _answers: dict[int, Any]) -> int:
+    def _by_shard(self, ids: list[PointId]) -> dict[int, list[int]]:
+        """The positions of the ids, by the shard each goes to."""
+        rows: dict[int, list[int]] = {}
+        for i, pid in enumerate(ids):
+            rows.setdefault(shard_of(pid, self.layout.shards), []).append(i)
+        return rows
+
+    def _batch_number(self) -> int:
         """A write's number for the client: the sum of the shards' last batch numbers, which only grows."""
         return sum(shard.seq or 0 for shard in self.shards)
 
@@ -322,9 +329,7 @@ class ShardedCollection:
     def get(
         self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False, with_source: bool = False
     ) -> list[Point]:
-        by_shard: dict[int, list[PointId]] = {}
-        for pid in ids:
-            by_shard.setdefault(shard_of(pid, self.layout.shards), []).append(pid)
+        by_shard = {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
         answers = self._read_all("get", lambda s: (by_shard[s], with_payload, with_vector, with_source), list(by_shard))
         found = {orjson.dumps(p.id): p for points in answers.values() for p in points}
         missing = [pid for pid in ids if orjson.dumps(pid) not in found]
@@ -373,7 +378,7 @@ class ShardedCollection:
                 raise NotOnShards(
                     f"collection '{self.name}' is sharded: group_by is not offered on it yet", operation="group_by"
                 )
-        asked = [self._by_vector(self._for_shards(q)) for q in queries]
+        asked = [self._by_vector(self._for_shards(q)) for q in embed_queries(self, queries)]
         hybrid = [resolve_mode(self.config, a) == "hybrid" for a in asked]
         if any(h and q.mmr is not None for q, h in zip(queries, hybrid, strict=True)):
             raise NotOnShards(f"collection '{self.name}' is sharded: MMR over a hybrid search is not offered yet")
@@ -509,12 +514,8 @@ class ShardedCollection:
         return added_up([answers[s] for s in sorted(answers)], limit)
 
     def _by_vector(self, q: Query) -> Query:
-        """A query as every shard can answer it: embedded, and "more like this point" as the point's vector, one
-        more asked for (the point itself is dropped in the merge)."""
-        if q.needs_embedding:
-            modality: Modality = "text" if q.text is not None else "sequence" if q.sequence is not None else "image"
-            item = q.text if q.text is not None else q.sequence if q.sequence is not None else q.image
-            return replace(q, vector=self.embed(modality, [item])[0], sequence=None, image=None)
+        """A query as every shard can answer it: "more like this point" as the point's vector, one more asked for
+        (the point itself is dropped in the merge)."""
         if q.id is not None:
             (point,) = self.get([q.id], with_payload=False, with_vector=True)
             return replace(q, vector=point.vector, id=None, k=q.k + 1)
@@ -576,13 +577,7 @@ class ShardedCollection:
                 hits = [hit for s in sorted(answers) for hit in answers[s][i]]
                 hits.sort(key=lambda h: (-h[0] if higher else h[0], orjson.dumps(h[1])))
                 found.append([pid for _, pid in hits[:want]])
-            got = _top(found, own, k)
-            recall = float(np.mean([len(set(map(orjson.dumps, g)) & set(map(orjson.dumps, e))) / len(e)
-                                    for g, e in zip(got, truth, strict=True) if e]))  # fmt: skip
-            report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
-            report.chosen_ef = ef
-            if recall >= target_recall:
-                report.reached = True
+            if record_trial(report, ef, _top(found, own, k), truth, seconds):
                 break
         if apply:
             for shard in self.shards:  # every copy that answers; one that is away keeps its ef until set again
@@ -605,9 +600,8 @@ class ShardedCollection:
         with self._locked(everything):
             parts = {}
             for s in everything:
-                shard = self.shards[s]
-                parts[s] = self._read_ordered(shard, "changes_since", 0)[1]
-            seq = self._batch_number({})
+                parts[s] = self._read(self.shards[s], "changes_since", 0, in_order=True)[1]
+            seq = self._batch_number()
         store = PointStore(dest, durable=False)
         try:
             store.set_meta("config", self.config.to_json())
@@ -630,17 +624,6 @@ class ShardedCollection:
             store.close()
         single_file(dest)
         return seq, slot, self.config
-
-    def _read_ordered(self, shard: Shard, method: str, *args: Any) -> Any:
-        """Ask a fresh copy in its write order (after every batch sent to it), falling over to the next."""
-        for copy in shard.readable(spread=False):
-            try:
-                return self._get(self._call(shard.copies[copy], method, *args))
-            except self._unreachable:
-                self._lost(shard, copy)
-        raise ShardUnavailable(
-            f"shard {shard.index} of '{self.name}' has no copy that answers", shard=shard.index, collection=self.name
-        )
 
     def restore(self, db: Path) -> ShardedCollection:
         """Replace every point with those of a snapshot's database (of a sharded or a single-node collection of the
@@ -705,7 +688,7 @@ class ShardedCollection:
             "indexed_count": count if states == {"ready"} else 0,
             "index_state": "ready" if states == {"ready"} and len(first) == self.layout.shards else "building",
             "memory_bytes": 0,  # the copies' memory is on their nodes: GET /cluster has it per copy
-            "seq": self._batch_number({}),
+            "seq": self._batch_number(),
             "lexical_state": "ready" if self.config.lexical else "off",  # each copy keeps its shard's own
             "lexical_progress": 1.0,
             "payload_index_builds": {},
@@ -752,9 +735,8 @@ class ShardedCollection:
 
 def _top(rows: list[list[PointId]], own: list[PointId] | None, k: int) -> list[list[PointId]]:
     """Each query's first k ids, other than its own when the queries are stored points."""
-    owners: list[Any] = [None] * len(rows) if own is None else own
-    return [[pid for pid in row if own is None or orjson.dumps(pid) != orjson.dumps(o)][:k]
-            for row, o in zip(rows, owners, strict=True)]  # fmt: skip
+    owners: list[Any] = [None] * len(rows) if own is None else own  # ids are ints or strings: 5 != "5" here too
+    return [[pid for pid in row if own is None or pid != o][:k] for row, o in zip(rows, owners, strict=True)]
 
 
 def _halves(q: Query) -> list[Query]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -88,12 +88,7 @@ def tune(
             started = time.perf_counter()
             found = graph_answers(graph, qs, want, ef)[0]
             seconds = time.perf_counter() - started
-        got = _top(found, own, k)
-        recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
-        report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(qs) * 1e3, 4)))
-        report.chosen_ef = ef
-        if recall >= target_recall:
-            report.reached = True
+        if record_trial(report, ef, _top(found, own, k), expected, seconds):
             break
     if apply:
         collection.set_default_ef(report.chosen_ef)
@@ -101,6 +96,16 @@ def tune(
             monitor.reset()  # its samples describe the old ef
         report.applied = True
     return report
+
+
+def record_trial(report: TuneReport, ef: int, got: list[list[Any]], expected: list[list[Any]], seconds: float) -> bool:
+    """Add the trial at this ef (recall of the graph's answers against the exact ones, time per query) to the
+    report, make its ef the one chosen so far, and say whether it reached the target."""
+    recall = float(np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, expected, strict=True) if e]))
+    report.trials.append(Trial(ef, round(recall, 4), round(seconds / len(got) * 1e3, 4)))
+    report.chosen_ef = ef
+    report.reached = recall >= report.target_recall
+    return report.reached
 
 
 def graph_answers(graph: HnswIndex, qs: np.ndarray, want: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
