@@ -145,7 +145,15 @@ def test_writes_deletes_searches_and_checkpoints_at_once(tmp_path: Path, monkeyp
         # strictly increasing: writes that land while a checkpoint waits for the mutex do not cause a second save
         assert len(checkpoints) >= 3 and all(a < b for a, b in itertools.pairwise(checkpoints))
         assert len(seqs) == len(set(seqs)) and collection.seq == max(seqs)  # one seq per batch, none lost
-        found = read_checkpoint(collection.folder)
+        # The checkpointer may still be finishing a save woken by the last writes (it renames the new file in and
+        # removes the old one outside the write mutex): read the manifest once it has settled.
+        deadline = time.monotonic() + 10
+        while True:
+            found = read_checkpoint(collection.folder)
+            settled = found is not None and found[0].exists() and found[1]["seq"] == checkpoints[-1]
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert found is not None
         graph_file, manifest = found
         assert graph_file.exists() and manifest["seq"] == checkpoints[-1] > 0
