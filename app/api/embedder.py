@@ -1,5 +1,5 @@
-"""Routes for the collection's text model: fine-tune it from search feedback, follow the run, see its curves, put
-the tuned model in place (every point re-embedded) or go back to the base."""
+"""Routes for the collection's text or CLIP model: fine-tune it from search feedback, follow the run, see its
+curves, put the tuned model in place (every point kept as text re-embedded) or go back to the base."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ router = APIRouter(prefix="/collections/{name}/embedder", tags=["embedder"], rou
     responses=errors(409),
 )
 async def start_finetune(collection: CollectionDep, body: FinetuneRequest | None = None) -> Any:
-    """Fine-tune a copy of the text model on (query, clicked item) pairs, in the background; 409 when a run is
-    going or there are too few pairs. Follow it with GET; the tuned model is kept as a new version."""
+    """Fine-tune a copy of the model on (query, clicked item) pairs, in the background: a text model on the items'
+    texts, a CLIP model's text side on its photos (the image side stays as it is). 409 when a run is going or there
+    are too few pairs. Follow it with GET; the tuned model is kept as a new version."""
     body = body or FinetuneRequest()
     given = None if body.pairs is None else [(p.query, p.item) for p in body.pairs]
     options = Options.of(body.model_dump(exclude={"pairs"}), pairs=given)
@@ -71,8 +72,9 @@ async def embedder_status(collection: CollectionDep) -> Any:
     responses=errors(409),
 )
 async def apply_finetune(collection: CollectionDep, body: ApplyRequest | None = None) -> Any:
-    """Re-embed every point from its stored text with a tuned version and switch to it, in the background:
-    searches use the current model and vectors until every new vector is made, then both change at once."""
+    """Re-embed every point from its stored text with a tuned version and switch to it, in the background (photos
+    keep their vectors): searches use the current model and vectors until every new vector is made, then both
+    change at once."""
     version = body.version if body else None
     return await run_in_threadpool(collection.part(FineTuner).apply, version)
 

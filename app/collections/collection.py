@@ -445,9 +445,9 @@ class Collection:
     def switch_embedder(
         self, spec: dict[str, Any], embedder: Embedder, vectors: dict[PointId, np.ndarray], as_of: int
     ) -> int:
-        """Put another model of the same kind in place, with the vectors it made from the points' sources as of
-        batch `as_of`: points written since are embedded again here (writers wait for those few), points with no
-        source keep their vectors. The config and every new vector commit in one batch, so a crash leaves the
+        """Put another model of the same kind in place, with the vectors it made from the points' texts as of
+        batch `as_of`: texts written since are embedded again here (writers wait for those few), points with no
+        source or a photo keep their vectors. The config and every new vector commit in one batch, so a crash leaves the
         collection wholly on one model; the graph is rebuilt in the background while exact search answers."""
         if embedder.dim != self._config.dim:
             raise InvalidInput(f"the new model makes {embedder.dim}-dimensional vectors, not {self._config.dim}")
@@ -457,7 +457,8 @@ class Collection:
             since = self._store.ids_written_since(as_of)
             for key in since:
                 vectors.pop(orjson.loads(key), None)  # made from a source that has changed since
-            fresh = [(orjson.loads(k), data.decode()) for k, (kind, data) in self._store.sources(since).items()]
+            texts = [key for key, kind in self._store.source_kinds(since).items() if kind == "text"]
+            fresh = [(orjson.loads(k), data.decode()) for k, (_, data) in self._store.sources(texts).items()]
             if fresh:
                 vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
             slot_of = self._table.slot_of
@@ -504,6 +505,10 @@ class Collection:
     def stored_sources(self, keys: list[str]) -> dict[str, Source]:
         """What the points with these keys (ids as JSON) were embedded from, where kept; the others are absent."""
         return self._store.sources(keys)
+
+    def source_kinds(self, keys: list[str]) -> dict[str, str]:
+        """The kind of source ("text", "image", "sequence") kept for each of these keys that has one."""
+        return self._store.source_kinds(keys)
 
     def search_log(self) -> list[tuple[float, str, list[PointId]]]:
         """(time, query words, ids shown) of every logged search, oldest first."""

@@ -1,5 +1,6 @@
-"""Moving a collection to another text model: every point embedded again from its stored text in the background,
-then the model and the vectors switched in one batch (Collection.switch_embedder); until then nothing changes."""
+"""Moving a collection to another version of its model: every point kept as text embedded again in the background,
+then the model and the vectors switched in one batch (Collection.switch_embedder); until then nothing changes.
+Points kept as photos keep their vectors: the versions a collection switches between share one image tower."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def reembed(
             raise Stopped
         chunk = ids[start : start + CHUNK]
         keys = [orjson.dumps(pid).decode() for pid in chunk]
-        found = collection.stored_sources(keys)
+        kinds = collection.source_kinds(keys)  # photos are not read: a CLIP tuning leaves its image side as it was
+        found = collection.stored_sources([key for key in keys if kinds.get(key) == "text"])
         texts = [(pid, found[key][1].decode()) for pid, key in zip(chunk, keys, strict=True) if key in found]
         if texts:
             embedded = embedder.embed_texts([text for _, text in texts])

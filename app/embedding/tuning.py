@@ -1,6 +1,7 @@
-"""Fine-tuning a sentence-transformers text model on (query, item text) pairs, by gradient descent on in-batch
-negatives (MultipleNegativesRankingLoss), with per-epoch train and validation loss, early stopping and a small
-grid of learning rate × warm-up. The caller chooses the pairs; this module knows only models and texts."""
+"""Fine-tuning a sentence-transformers model on (query, item) pairs, by gradient descent on in-batch negatives
+(MultipleNegativesRankingLoss), with per-epoch train and validation loss, early stopping and a small grid of
+learning rate × warm-up. A text model learns on both sides of the pairs; a CLIP model learns on its text side
+only, against its photos' fixed vectors. The caller chooses the pairs; this module knows only models and data."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import copy
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ import numpy as np
 @dataclass(frozen=True)
 class Pair:
     query: str
-    positive: str  # the text of the item the query led to
-    negative: str | None = None  # the text of an item shown for the query and passed over (a hard negative)
+    positive: str  # the item the query led to: its text, or its key among the fixed vectors (`targets`)
+    negative: str | None = None  # an item shown for the query and passed over (a hard negative), the same way
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Cancelled(Exception):
 
 
 Progress = Callable[[int, list[Trial], float], None]  # trial index, the trials so far, share of all steps done
+Loss = Callable[[Sequence[Pair]], Any]  # a batch of pairs → the loss tensor to step on
 
 
 def load(path: Path) -> Any:
@@ -90,19 +92,19 @@ def finetune(
     val: Sequence[Pair],
     grid: Grid,
     *,
+    targets: Mapping[str, np.ndarray] | None = None,
     progress: Progress = lambda *_: None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> tuple[list[Trial], int]:
     """Train `model` once per grid point from its own starting weights; each trial keeps its epoch of lowest
-    validation loss. The model ends with the weights of the best trial's best epoch; returns (trials, chosen)."""
+    validation loss. The model ends with the weights of the best trial's best epoch; returns (trials, chosen).
+
+    With `targets` (key → vector, for a CLIP model) the pairs' items are keys: only the text tower learns, aimed
+    at the vectors its image tower made of the photos, which stay as they are (and so do the photos' vectors)."""
     import torch
 
-    try:
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    except ImportError:  # before sentence-transformers 5.2
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
-
-    loss_fn = MultipleNegativesRankingLoss(model)
+    loss_fn: Loss = InBatchLoss(model) if targets is None else FixedTargetsLoss(model, targets)
+    learning = list(model.parameters()) if targets is None else text_tower(model)
     start = copy.deepcopy(model.state_dict())
     best_state: dict[str, Any] | None = None
     trials: list[Trial] = []
@@ -112,7 +114,7 @@ def finetune(
     for index, (rate, warmup) in enumerate(grid.trials):
         torch.manual_seed(grid.seed + index)
         model.load_state_dict(start)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=rate)
+        optimizer = torch.optim.AdamW(learning, lr=rate)
         planned = grid.max_epochs * steps_per_epoch
         climb = max(1, int(warmup * planned))
         schedule = torch.optim.lr_scheduler.LambdaLR(  # up over the warm-up, then down to zero at the planned end
@@ -127,7 +129,7 @@ def finetune(
             for batch in _batches(train, grid.batch_size, rng):
                 if cancelled():
                     raise Cancelled
-                loss = _loss(model, loss_fn, batch)
+                loss = loss_fn(batch)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
@@ -154,7 +156,7 @@ def finetune(
     return trials, chosen
 
 
-def evaluate_loss(model: Any, loss_fn: Any, pairs: Sequence[Pair], batch_size: int) -> float:
+def evaluate_loss(model: Any, loss_fn: Loss, pairs: Sequence[Pair], batch_size: int) -> float:
     """The mean loss over `pairs` in fixed batches (the same for every epoch), without dropout or updates."""
     import torch
 
@@ -162,17 +164,61 @@ def evaluate_loss(model: Any, loss_fn: Any, pairs: Sequence[Pair], batch_size: i
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in _batches(pairs, batch_size, None):
-            total += float(_loss(model, loss_fn, batch)) * len(batch)
+            total += float(loss_fn(batch)) * len(batch)
             count += len(batch)
     return total / max(count, 1)
 
 
-def _loss(model: Any, loss_fn: Any, batch: Sequence[Pair]) -> Any:
-    columns = [[p.query for p in batch], [p.positive for p in batch]]
-    if all(p.negative is not None for p in batch):  # a third column: one more candidate per row to push away
-        columns.append([p.negative for p in batch])  # type: ignore[misc]
+class InBatchLoss:
+    """MultipleNegativesRankingLoss: each query against every item of its batch (and the batch's hard negatives),
+    all embedded by the model being trained; cross-entropy on scaled cosine, the query's own item the answer."""
+
+    def __init__(self, model: Any) -> None:
+        try:
+            from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        except ImportError:  # before sentence-transformers 5.2
+            from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+        self.model, self.loss = model, MultipleNegativesRankingLoss(model)
+
+    def __call__(self, batch: Sequence[Pair]) -> Any:
+        columns = [[p.query for p in batch], [p.positive for p in batch]]
+        if all(p.negative is not None for p in batch):  # a third column: one more candidate per row to push away
+            columns.append([p.negative for p in batch])  # type: ignore[misc]
+        return self.loss([_prepare(self.model, column) for column in columns], None)
+
+
+class FixedTargetsLoss:
+    """The same loss with the items' side fixed: the queries, embedded by the model being trained, against the
+    vectors of the batch's items (and hard negatives) given once. MultipleNegativesRankingLoss's scale (20)."""
+
+    SCALE = 20.0
+
+    def __init__(self, model: Any, targets: Mapping[str, np.ndarray]) -> None:
+        self.model, self.targets = model, targets
+
+    def __call__(self, batch: Sequence[Pair]) -> Any:
+        import torch
+        from torch.nn import functional
+
+        keys = [p.positive for p in batch]
+        if all(p.negative is not None for p in batch):
+            keys += [p.negative for p in batch]  # type: ignore[misc]
+        items = functional.normalize(torch.from_numpy(np.stack([self.targets[k] for k in keys])), dim=-1)
+        queries = self.model(_prepare(self.model, [p.query for p in batch]))["sentence_embedding"]
+        scores = self.SCALE * functional.normalize(queries, dim=-1) @ items.T
+        return functional.cross_entropy(scores, torch.arange(len(batch)))
+
+
+def text_tower(model: Any) -> list[Any]:
+    """A sentence-transformers CLIP's text encoder and text projection: the weights a CLIP tuning changes."""
+    clip = model[0].model
+    return [*clip.text_model.parameters(), *clip.text_projection.parameters()]
+
+
+def _prepare(model: Any, texts: list[str]) -> Any:
     prepare = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 5.2
-    return loss_fn([prepare(column) for column in columns], None)
+    return prepare(texts)
 
 
 def _batches(pairs: Sequence[Pair], size: int, rng: random.Random | None) -> list[list[Pair]]:

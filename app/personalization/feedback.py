@@ -1,8 +1,9 @@
-"""Search feedback as training pairs: (query words, the text of the item they led to), split by time.
+"""Search feedback as training pairs: (query words, the item they led to), split by time.
 
 A pair is made by an event that names its query (`"query"` on a click, cart or purchase): the first time a query
 led to an item. Items a logged search showed for the same words and that the words never led to are the pair's
-hard negatives. Texts are the items' stored sources, so deleted items and items sent as vectors drop out.
+hard negatives. Only items kept with a source of the kind the model learns from (a text model: texts; CLIP:
+photos) take part, so deleted items and items sent as vectors drop out.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ class FeedbackPair:
     time: float
     query: str
     item: str  # the item's key (its id as JSON)
-    text: str
-    negatives: tuple[str, ...] = ()  # texts of items shown for the query and never chosen for it
+    negatives: tuple[str, ...] = ()  # keys of items shown for the query and never chosen for it
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,13 @@ def normalise(words: str) -> str:
     return " ".join(words.lower().split())
 
 
-def pairs_from_feedback(collection: Catalog) -> list[FeedbackPair]:
-    """The collection's (query, item) pairs, oldest first, from its events and its search log."""
+def pairs_from_feedback(collection: Catalog, kind: str) -> list[FeedbackPair]:
+    """The collection's (query, item) pairs, oldest first, from its events and its search log; items with a source
+    of `kind` only."""
     first: dict[tuple[str, str], tuple[float, str]] = {}
-    for _user, item, kind, at, query in collection.queried_events():
+    for _user, item, event_type, at, query in collection.queried_events():
         key = (normalise(query), item)
-        if kind in POSITIVE_TYPES and (key not in first or at < first[key][0]):
+        if event_type in POSITIVE_TYPES and (key not in first or at < first[key][0]):
             first[key] = (at, query)
     chosen: dict[str, set[str]] = defaultdict(set)
     for words, item in first:
@@ -59,20 +60,20 @@ def pairs_from_feedback(collection: Catalog) -> list[FeedbackPair]:
         if normalise(words) in chosen:
             shown[normalise(words)].update(orjson.dumps(pid).decode() for pid in ids)
     passed_over = {words: shown[words] - items for words, items in chosen.items()}
-    texts = _texts(collection, {item for _, item in first} | set().union(*passed_over.values()))
+    usable = _kept_as(collection, {item for _, item in first} | set().union(*passed_over.values()), kind)
     pairs = [
-        FeedbackPair(at, query, item, texts[item], tuple(texts[k] for k in sorted(passed_over[words]) if k in texts))
+        FeedbackPair(at, query, item, tuple(k for k in sorted(passed_over[words]) if k in usable))
         for (words, item), (at, query) in first.items()
-        if item in texts
+        if item in usable
     ]
     return sorted(pairs, key=lambda p: (p.time, p.query, p.item))
 
 
-def pairs_given(collection: Catalog, given: Sequence[tuple[str, str]]) -> list[FeedbackPair]:
-    """Pairs the caller sent as (query, item key), in their order; unknown items and items without text are left
-    out (the report counts what was used)."""
-    texts = _texts(collection, {item for _, item in given})
-    return [FeedbackPair(float(n), query, item, texts[item]) for n, (query, item) in enumerate(given) if item in texts]
+def pairs_given(collection: Catalog, given: Sequence[tuple[str, str]], kind: str) -> list[FeedbackPair]:
+    """Pairs the caller sent as (query, item key), in their order; unknown items and items without a source of
+    `kind` are left out (the report counts what was used)."""
+    usable = _kept_as(collection, {item for _, item in given}, kind)
+    return [FeedbackPair(float(n), query, item) for n, (query, item) in enumerate(given) if item in usable]
 
 
 def split_by_time(pairs: list[FeedbackPair], validation: float, test: float) -> Split:
@@ -106,6 +107,5 @@ def own_words(items: dict[str, str], n: int, seed: int) -> list[tuple[str, str]]
     return out
 
 
-def _texts(collection: Catalog, keys: set[str]) -> dict[str, str]:
-    found = collection.stored_sources(sorted(keys))
-    return {key: data.decode() for key, (kind, data) in found.items() if kind == "text"}
+def _kept_as(collection: Catalog, keys: set[str], kind: str) -> set[str]:
+    return {key for key, kept in collection.source_kinds(sorted(keys)).items() if kept == kind}

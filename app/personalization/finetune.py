@@ -1,22 +1,20 @@
-"""Fine-tuning a collection's text model from its search feedback, in the background: one run at a time, its
-progress while it runs, and its report after (losses per epoch, base and tuned recall@10 and MRR on the newest
+"""Fine-tuning a collection's text or CLIP model from its search feedback, in the background: one run at a time,
+its progress while it runs, and its report after (losses per epoch, base and tuned recall@10 and MRR on the newest
 pairs, the tuned model's version) with the loss curves. The tuned model is saved beside the collection, never
-over the model it started from; applying it re-embeds every point and switches (rolling back does the same with
-the base model), one switch at a time, its state kept so a crash in the middle reads as interrupted."""
+over the model it started from; applying it re-embeds every point kept as text and switches (rolling back does
+the same with the base model), one switch at a time, its state kept so a crash in the middle reads as
+interrupted. A CLIP run tunes the text tower only: photos keep their vectors through every switch."""
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 from app.collections.layout import FINETUNE_FILE, MODELS_DIR, SWITCH_FILE, VERSION_RE
@@ -25,25 +23,15 @@ from app.collections.reembed import Stopped, reembed
 from app.collections.view import Catalog
 from app.core.errors import CannotFinetune, FinetuneInProgress, FinetuneNotFound, InvalidInput
 from app.embedding import tuning
-from app.personalization.feedback import (
-    FeedbackPair,
-    Split,
-    normalise,
-    own_words,
-    pairs_from_feedback,
-    pairs_given,
-    split_by_time,
-)
+from app.personalization.candidates import OWN_WORDS_QUERIES, gather, quality
+from app.personalization.feedback import Split, pairs_from_feedback, pairs_given, split_by_time
 from app.personalization.service import Personalization
 from app.ranking.curves import curves_svg
-from app.ranking.metrics import mrr_at_k, recall_at_k
 from app.ranking.training import EpochLoss
 from app.storage.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-CATALOGUE_LIMIT = 20_000  # items the test queries are ranked against: every positive, then a sample of the rest
-MRR_DEPTH = 100
-OWN_WORDS_QUERIES = 200  # held-out runs of the items' own words: the guard against forgetting
+LEARNS_FROM = {"text": "text", "clip": "image"}  # embedder kind → the kind of source its items are tuned on
 
 
 @dataclass(frozen=True)
@@ -97,13 +85,14 @@ class FineTuner:
     # ---- the API's calls ------------------------------------------------------------------------
     def start(self, options: Options) -> dict[str, Any]:
         """Check, build the pairs and split them (quick), then train in the background; returns the status."""
-        model_path = self._model_path()
+        model_path, kind = self._model_path()
         if options.pairs is not None:
             given = [(query, orjson.dumps(item).decode()) for query, item in options.pairs]
-            pairs, origin = pairs_given(self.collection, given), "given"
+            pairs, origin = pairs_given(self.collection, given, kind), "given"
         else:
-            pairs, origin = pairs_from_feedback(self.collection), "feedback"
+            pairs, origin = pairs_from_feedback(self.collection, kind), "feedback"
         split = split_by_time(pairs, options.validation_fraction, options.test_fraction)
+        replayed = _replayed(options, split, kind)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise FinetuneInProgress(f"collection '{self.collection.name}' is being fine-tuned already")
@@ -121,7 +110,7 @@ class FineTuner:
                     **split.counts(),
                     "with_negatives": sum(bool(p.negatives) for p in pairs),
                     "source": origin,
-                    "replay": _replayed(options, split),
+                    "replay": replayed,
                 },
                 "grid": asdict(options.grid),
                 "trials": [],
@@ -130,7 +119,9 @@ class FineTuner:
                 "error": None,
             }
             self._thread = threading.Thread(
-                target=self._run, args=(model_path, split, options), name=f"{self.collection.name}-finetune"
+                target=self._run,
+                args=(model_path, kind, split, options, replayed),
+                name=f"{self.collection.name}-finetune",
             )
             self._thread.start()
             return dict(self._live)
@@ -257,41 +248,44 @@ class FineTuner:
         return switch
 
     # ---- the run --------------------------------------------------------------------------------
-    def _model_path(self) -> Any:
+    def _model_path(self) -> tuple[Any, str]:
+        """The folder of the model in use, and the kind of source its items are tuned on (CannotFinetune if none)."""
         config = self.collection.config
         kind = (config.embedder or {}).get("kind")
-        if kind != "text":
+        if kind not in LEARNS_FROM:
             raise CannotFinetune(
                 f"collection '{config.name}' has {'no embedder' if kind is None else f'a {kind} embedder'}: only "
-                "a text model (embedder kind text) can be fine-tuned from search feedback",
+                "a text model (embedder kind text) or the text side of a CLIP model (kind clip) can be fine-tuned "
+                "from search feedback",
                 kind=kind,
             )
         if not config.store_source:
             raise CannotFinetune(
-                f"collection '{config.name}' keeps no sources: fine-tuning trains on each item's text and "
-                "re-embeds from it, so create the collection with store_source",
+                f"collection '{config.name}' keeps no sources: fine-tuning trains on what each item was embedded "
+                "from and re-embeds from it, so create the collection with store_source",
             )
-        return self.collection.embedder.path  # type: ignore[union-attr]
+        return self.collection.embedder.path, LEARNS_FROM[kind]  # type: ignore[union-attr]
 
-    def _run(self, model_path: Any, split: Split, options: Options) -> None:
+    def _run(self, model_path: Any, kind: str, split: Split, options: Options, replayed: int) -> None:
         began, grid = time.perf_counter(), options.grid
         try:
             model = tuning.load(model_path)
-            items = self._catalogue(split)
-            held_out = own_words(items, OWN_WORDS_QUERIES, seed=grid.seed + 1)
-            base = _quality(model, split.test, items, held_out)
+            items = gather(self.collection, kind, split)
+            held_out = items.own_words(OWN_WORDS_QUERIES, seed=grid.seed + 1)
+            base = quality(model, split.test, items, held_out)
             self._update(phase="training", metrics={"base": base, "tuned": None})
-            replay = own_words(items, _replayed(options, split), seed=grid.seed)
+            replay = [tuning.Pair(words, items.item(key)) for words, key in items.own_words(replayed, seed=grid.seed)]
             trials, chosen = tuning.finetune(
                 model,
-                [_pair(p) for p in split.train] + [tuning.Pair(words, items[key]) for words, key in replay],
-                [_pair(p) for p in split.validation],
+                items.pairs(split.train) + replay,
+                items.pairs(split.validation),
                 grid,
+                targets=items.targets,
                 progress=lambda index, trials, share: self._progress(trials, share, began),
                 cancelled=self._cancel.is_set,
             )
             self._update(phase="evaluating the tuned model", trials=[t.to_json() for t in trials], chosen=chosen)
-            tuned = _quality(model, split.test, items, held_out)
+            tuned = quality(model, split.test, items, held_out)
             version = "ft-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             model.save(str(self.collection.folder / MODELS_DIR / version))
             self._finish("done", began, metrics={"base": base, "tuned": tuned}, version=version)
@@ -300,17 +294,6 @@ class FineTuner:
         except Exception as err:  # a failed run is reported, never raised into a thread nobody reads
             log.exception("%s: fine-tuning failed", self.collection.name)
             self._finish("failed", began, error=f"{type(err).__name__}: {err}")
-
-    def _catalogue(self, split: Split) -> dict[str, str]:
-        """key → text of the items the test queries are ranked against: all of them, up to CATALOGUE_LIMIT."""
-        with self.collection.reading() as view:
-            keys = [orjson.dumps(pid).decode() for pid in view.ids(view.live_slots().tolist())]
-        wanted = {p.item for p in split.test}
-        others = [k for k in keys if k not in wanted]
-        if len(others) + len(wanted) > CATALOGUE_LIMIT:
-            others = random.Random(0).sample(others, CATALOGUE_LIMIT - len(wanted))
-        found = self.collection.stored_sources(sorted(wanted) + others)
-        return {key: data.decode() for key, (kind, data) in found.items() if kind == "text"}
 
     def _progress(self, trials: list[tuning.Trial], share: float, began: float) -> None:
         elapsed = time.perf_counter() - began
@@ -347,40 +330,9 @@ def _keep(path: Path, report: dict[str, Any] | None) -> None:
         log.info("%s: not kept, the collection is gone", path.name)
 
 
-def _replayed(options: Options, split: Split) -> int:
-    return round(options.replay * len(split.train))
-
-
-def _pair(p: FeedbackPair) -> tuning.Pair:
-    return tuning.Pair(p.query, p.text, p.negatives[0] if p.negatives else None)
-
-
-def _quality(
-    model: Any, test: list[FeedbackPair], items: dict[str, str], own: list[tuple[str, str]]
-) -> dict[str, float | None]:
-    """recall@10 and MRR (first relevant item within the top 100) of the test queries, each ranked by the model
-    against the catalogue (a query that led to several items in the test counts them all as relevant); and the
-    MRR of held-out runs of the items' own words, which a model that forgot what it knew would lose."""
-    relevant: dict[str, set[str]] = defaultdict(set)
-    asked: dict[str, str] = {}
-    for p in test:
-        relevant[normalise(p.query)].add(p.item)
-        asked.setdefault(normalise(p.query), p.query)
-    keys = list(items)
-    catalogue = tuning.encode(model, [items[k] for k in keys])
-
-    def ranked(queries: list[str]) -> list[list[str]]:
-        top = np.argsort(-(tuning.encode(model, queries) @ catalogue.T), axis=1)[:, :MRR_DEPTH]
-        return [[keys[j] for j in row] for row in top]
-
-    feedback, wanted = ranked([asked[q] for q in relevant]), list(relevant.values())
-    return {
-        "recall_at_10": recall_at_k(feedback, wanted, 10),
-        "mrr": mrr_at_k(feedback, wanted, MRR_DEPTH),
-        "own_words_mrr": mrr_at_k(ranked([words for words, _ in own]), [{key} for _, key in own], MRR_DEPTH)
-        if own
-        else None,
-    }
+def _replayed(options: Options, split: Split, kind: str) -> int:
+    """Own-words pairs to mix into training: none for photos, which have no words of their own."""
+    return round(options.replay * len(split.train)) if kind == "text" else 0
 
 
 @dataclass(frozen=True)

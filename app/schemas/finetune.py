@@ -1,4 +1,4 @@
-"""Fine-tuning the text model from search feedback: the request, and the status and report of a run."""
+"""Fine-tuning the text or CLIP model from search feedback: the request, and the status and report of a run."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ Fraction = Annotated[float, Field(gt=0, le=0.4)]
 
 class PairIn(Strict):
     query: Annotated[StrictStr, Field(min_length=1, max_length=1000)] = Field(description="The words searched.")
-    item: PointId = Field(description="The point the words should find (its stored text is trained on).")
+    item: PointId = Field(description="The point the words should find (its stored text, or its photo for CLIP).")
 
 
 class FinetuneRequest(Strict):
@@ -41,7 +41,8 @@ class FinetuneRequest(Strict):
         ge=0,
         le=4,
         description="Pairs made of the items' own words (a few words of an item's text → that item) mixed into "
-        "training, per feedback pair: they keep the model from forgetting what it knew. 0: none.",
+        "training, per feedback pair: they keep the model from forgetting what it knew. 0: none. A CLIP collection "
+        "replays none: its photos have no words.",
     )
 
 

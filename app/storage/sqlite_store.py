@@ -224,16 +224,20 @@ class PointStore:
 
     def sources(self, ids: list[str]) -> dict[str, tuple[str, bytes]]:
         """id → (kind, data) for the given ids that have a stored source."""
-        found: dict[str, tuple[str, bytes]] = {}
+        return {i: (kind, data) for i, kind, data in self._source_rows(ids, "kind, data")}
+
+    def source_kinds(self, ids: list[str]) -> dict[str, str]:
+        """id → kind ("text", "image", …) for the given ids that have a stored source, without reading the data."""
+        return dict(self._source_rows(ids, "kind"))
+
+    def _source_rows(self, ids: list[str], columns: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
         with self._lock:
             for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for i, kind, data in self._conn.execute(
-                    f"SELECT id, kind, data FROM sources WHERE id IN ({marks})", chunk
-                ):
-                    found[i] = (kind, data)
-        return found
+                rows += self._conn.execute(f"SELECT id, {columns} FROM sources WHERE id IN ({marks})", chunk)
+        return rows
 
     def add_events(
         self, rows: list[tuple[str, str, str, float, float]], queries: list[str | None] | None = None
