@@ -2,6 +2,7 @@
 
     python -m benchmarks.finetune [--seeds 0,1,2] [--clicks 600] [--sizes 2000,10000,50000] [--steps 150]
                                   [--out benchmarks/out/finetune.md]
+    python -m benchmarks.finetune --clip [--sizes 2000,10000,50000] [--steps 60]
 
 Quality, per seed: the demo shop (app/demo/shop.py, 200 products) and `--clicks` feedback clicks whose words are
 mostly its slang (app/demo/feedback.py); the oldest 85 % train, the newest 15 % validate; all-MiniLM-L6-v2 is
@@ -16,6 +17,12 @@ Cost, per size: that many (query, product text) pairs from the same generator, o
 is its own); the training steps of the first epoch are timed for `--steps` batches (the whole epoch when it is
 shorter), and an epoch's time is that rate times its batches. A section "## Fine-tuning the text model" of --out
 is replaced (or appended).
+
+With --clip, only the cost of tuning a CLIP collection's text side (no weights of clip-ViT-B-32 can be had here):
+a model of its shape with random weights (tests/support/tiny_clip.py; the time of a step does not depend on the
+weights' values, and its byte-level tokenizer makes each query 2-3x longer than CLIP's BPE would, so the rate is
+a floor), its text tower trained against fixed 512-d photo vectors as the server does. Section "## Fine-tuning a
+CLIP model's text side".
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,7 @@ from benchmarks._report import log, machine, proc_status_kib, table, write_secti
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Fine-tuning the text model"
+CLIP_SECTION = "## Fine-tuning a CLIP model's text side"
 GRID = tuning.Grid(learning_rates=(5e-5,), warmups=(0.1,), max_epochs=3, patience=1, batch_size=32)
 
 
@@ -86,11 +95,19 @@ def one_seed(seed: int, clicks: int, replay: float) -> dict[str, Any]:
     return {"seed": seed, "replay": replay, "before": before, "after": after, "seconds": seconds, "epochs": epochs}
 
 
-def cost(size: int, steps: int) -> dict[str, Any]:
-    """Run in a child process: the training rate on `size` pairs and the process's peak RSS."""
+def cost(size: int, steps: int, clip: Path | None) -> dict[str, Any]:
+    """Run in a child process: the training rate on `size` pairs and the process's peak RSS; with `clip`, of the
+    CLIP model in that folder."""
     items = shop_items(max(200, size // 10), 0)
-    pairs = pairs_of(items, size, 0)
-    model = tuning.load(find_model("all-MiniLM-L6-v2", None))
+    pairs, targets = pairs_of(items, size, 0), None
+    if clip is not None:
+        model = tuning.load(clip)
+        rng = np.random.default_rng(0)
+        targets = {str(item.id): _unit(rng.standard_normal(512, dtype=np.float32)) for item in items}
+        by_text = {item.product.text: str(item.id) for item in items}
+        pairs = [tuning.Pair(p.query, by_text[p.positive]) for p in pairs]
+    else:
+        model = tuning.load(find_model("all-MiniLM-L6-v2", None))
     batches = len(tuning._batches(pairs, GRID.batch_size, None))
     done = {"steps": 0}
 
@@ -100,13 +117,19 @@ def cost(size: int, steps: int) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         grid = tuning.Grid(learning_rates=(5e-5,), warmups=(0.1,), max_epochs=1, patience=1)
-        tuning.finetune(model, pairs, pairs[:64], grid, progress=progress, cancelled=lambda: done["steps"] >= steps)
+        tuning.finetune(
+            model, pairs, pairs[:64], grid, targets=targets, progress=progress, cancelled=lambda: done["steps"] >= steps
+        )
     except tuning.Cancelled:
         pass
     seconds = time.perf_counter() - started
     timed = min(done["steps"], batches)
     rss = peak_rss_mib()
     return {"pairs": size, "batches": batches, "timed_steps": timed, "seconds": seconds, "rss_mib": rss}
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
 
 
 def peak_rss_mib() -> float:
@@ -161,23 +184,43 @@ def report(seeds: list[dict[str, Any]], costs: list[dict[str, Any]], args: argpa
         "",
         "Cost of training (one epoch; the first `--steps` batches timed, the rest at that rate):",
         "",
-        *table(
-            ["pairs", "batches per epoch", "timed batches", "pairs/s", "one epoch", "peak RSS"],
-            *[
-                [
-                    f"{c['pairs']:,}",
-                    c["batches"],
-                    c["timed_steps"],
-                    f"{c['timed_steps'] * GRID.batch_size / c['seconds']:.0f}",
-                    f"{c['seconds'] / c['timed_steps'] * c['batches'] / 60:.1f} min"
-                    + (" (extrapolated)" if c["timed_steps"] < c["batches"] else ""),
-                    f"{c['rss_mib']:,.0f} MiB",
-                ]
-                for c in costs
-            ],
-        ),
+        *cost_table(costs),
     ]
     return "\n".join(lines)
+
+
+def cost_table(costs: list[dict[str, Any]]) -> list[str]:
+    return table(
+        ["pairs", "batches per epoch", "timed batches", "pairs/s", "one epoch", "peak RSS"],
+        *[
+            [
+                f"{c['pairs']:,}",
+                c["batches"],
+                c["timed_steps"],
+                f"{c['timed_steps'] * GRID.batch_size / c['seconds']:.0f}",
+                f"{c['seconds'] / c['timed_steps'] * c['batches'] / 60:.1f} min"
+                + (" (extrapolated)" if c["timed_steps"] < c["batches"] else ""),
+                f"{c['rss_mib']:,.0f} MiB",
+            ]
+            for c in costs
+        ],
+    )
+
+
+def clip_report(costs: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    return "\n".join(
+        [
+            CLIP_SECTION,
+            "",
+            f"- Command: `python -m benchmarks.finetune --clip --sizes {args.sizes} --steps {args.steps}`",
+            f"- Machine: {machine('.')}",
+            "- Model: clip-ViT-B-32's shape (text tower 12 × 512, vocabulary 49,408; image tower ViT-B/32) with "
+            "random weights; only the text tower learns, against fixed 512-d photo vectors; batches of 32, "
+            "learning rate 5e-5. Its byte-level tokenizer makes queries 2-3x as long as CLIP's BPE: a floor.",
+            "",
+            *cost_table(costs),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,13 +230,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default="2000,10000,50000")
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--out", type=Path, default=HERE / "out" / "finetune.md")
+    p.add_argument("--clip", action="store_true", help="the cost of tuning a CLIP model's text side, only")
     p.add_argument("--cost-child", type=int, default=None, help=argparse.SUPPRESS)  # one size, in a child process
+    p.add_argument("--clip-model", type=Path, default=None, help=argparse.SUPPRESS)  # the CLIP the child times
     args = p.parse_args(argv)
     if args.cost_child is not None:
-        print(json.dumps(cost(args.cost_child, args.steps)))
+        print(json.dumps(cost(args.cost_child, args.steps, args.clip_model)))
         return
+    with tempfile.TemporaryDirectory() as folder:
+        run(args, Path(folder))
+
+
+def run(args: argparse.Namespace, scratch: Path) -> None:
+    clip: list[str] = []
+    if args.clip:  # built once here, so the children's peak RSS is training's alone
+        from tests.support.tiny_clip import build_tiny_clip
+
+        clip = ["--clip-model", str(build_tiny_clip(scratch, full_size=True))]
     seeds = []
-    for seed in map(int, args.seeds.split(",")):
+    for seed in map(int, args.seeds.split(",")) if not args.clip else ():
         for replay in (0.0, 0.5):
             log(f"quality, seed {seed}, replay {replay}")
             seeds.append(one_seed(seed, args.clicks, replay))
@@ -202,12 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     for size in map(int, args.sizes.split(",")):
         log(f"cost, {size:,} pairs")
         child = [sys.executable, "-m", "benchmarks.finetune", "--cost-child", str(size), "--steps", str(args.steps)]
-        done = subprocess.run(child, capture_output=True, text=True, check=True)
+        done = subprocess.run(child + clip, capture_output=True, text=True, check=True)
         costs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         log(json.dumps(costs[-1]))
-    text = report(seeds, costs, args)
+    text = clip_report(costs, args) if args.clip else report(seeds, costs, args)
     print(text)
-    write_section(args.out, SECTION, text)
+    write_section(args.out, CLIP_SECTION if args.clip else SECTION, text)
     log(f"wrote the section to {args.out}")
 
 

@@ -5,7 +5,6 @@ only, against its photos' fixed vectors. The caller chooses the pairs; this modu
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -105,15 +104,15 @@ def finetune(
 
     loss_fn: Loss = InBatchLoss(model) if targets is None else FixedTargetsLoss(model, targets)
     learning = list(model.parameters()) if targets is None else text_tower(model)
-    start = copy.deepcopy(model.state_dict())
-    best_state: dict[str, Any] | None = None
+    start = _weights(learning)
+    best_state: list[Any] | None = None
     trials: list[Trial] = []
     steps_per_epoch = len(_batches(train, grid.batch_size, random.Random(0)))
     total_steps = max(1, len(grid.trials) * grid.max_epochs * steps_per_epoch)
     done = 0
     for index, (rate, warmup) in enumerate(grid.trials):
         torch.manual_seed(grid.seed + index)
-        model.load_state_dict(start)
+        _restore(learning, start)
         optimizer = torch.optim.AdamW(learning, lr=rate)
         planned = grid.max_epochs * steps_per_epoch
         climb = max(1, int(warmup * planned))
@@ -142,7 +141,7 @@ def finetune(
             if val_loss < trial.best_val_loss:
                 trial.best_epoch, trial.best_val_loss, waited = epoch, val_loss, 0
                 if val_loss < min((t.best_val_loss for t in trials[:-1]), default=math.inf):  # the best of all trials
-                    best_state = copy.deepcopy(model.state_dict())
+                    best_state = _weights(learning)
             else:
                 waited += 1
                 if waited > grid.patience:
@@ -151,7 +150,7 @@ def finetune(
                     break
         progress(index, trials, done / total_steps)
     chosen = min(range(len(trials)), key=lambda i: trials[i].best_val_loss)
-    model.load_state_dict(best_state if best_state is not None else start)
+    _restore(learning, best_state if best_state is not None else start)
     model.eval()
     return trials, chosen
 
@@ -208,6 +207,19 @@ class FixedTargetsLoss:
         queries = self.model(_prepare(self.model, [p.query for p in batch]))["sentence_embedding"]
         scores = self.SCALE * functional.normalize(queries, dim=-1) @ items.T
         return functional.cross_entropy(scores, torch.arange(len(batch)))
+
+
+def _weights(parameters: list[Any]) -> list[Any]:
+    """A copy of the weights that learn (only these: a CLIP's frozen image tower is not copied twice)."""
+    return [p.detach().clone() for p in parameters]
+
+
+def _restore(parameters: list[Any], weights: list[Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p, w in zip(parameters, weights, strict=True):
+            p.copy_(w)
 
 
 def text_tower(model: Any) -> list[Any]:

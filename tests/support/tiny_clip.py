@@ -1,7 +1,8 @@
 """A tiny CLIP with random weights, built offline and saved as a sentence-transformers folder.
 
 The same loading code path as clip-ViT-B-32: a byte-level vocabulary with no merges gives a working
-CLIPTokenizer; two layers of width 32 and 32-pixel images keep it small and fast.
+CLIPTokenizer; two layers of width 32 and 32-pixel images keep it small and fast. `full_size` builds one of
+clip-ViT-B-32's shape instead (random weights too), for benchmarks that time what its size costs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ def _byte_characters() -> list[str]:
     return chars
 
 
-def build_tiny_clip(folder: Path) -> Path:
+_VIT_B_32_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 8}
+
+
+def build_tiny_clip(folder: Path, *, full_size: bool = False) -> Path:
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import CLIPModel as SentenceClip
@@ -40,20 +44,22 @@ def build_tiny_clip(folder: Path) -> Path:
     tokenizer = CLIPTokenizer(str(raw / "vocab.json"), str(raw / "merges.txt"))
     start, end = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
     small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    text, vision = (small, {**small, "image_size": 32, "patch_size": 8}) if not full_size else (_VIT_B_32_TEXT, {})
     config = CLIPConfig(
         text_config={
-            **small,
-            "vocab_size": len(vocab),
+            **text,
+            "vocab_size": 49_408 if full_size else len(vocab),  # ViT-B/32's BPE vocabulary: its embedding's size
             "max_position_embeddings": 77,
             "bos_token_id": start,
             "eos_token_id": end,
             "pad_token_id": end,
         },
-        vision_config={**small, "image_size": 32, "patch_size": 8},
-        projection_dim=16,
+        vision_config=vision,  # transformers' defaults are ViT-B/32's
+        projection_dim=512 if full_size else 16,
     )
     CLIPModel(config).save_pretrained(raw)
-    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    side = 224 if full_size else 32
+    images = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(raw)
     out = folder / "tiny-clip"
     SentenceTransformer(modules=[SentenceClip(str(raw))]).save(str(out))
