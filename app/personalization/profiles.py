@@ -120,10 +120,11 @@ class Profiles:
         return vector.astype(np.float32) if np.linalg.norm(vector) > 1e-9 else None
 
     def popular(
-        self, n: int, accept: Callable[[str], bool] | None = None, exclude: set[str] | None = None
+        self, n: int, accept: Callable[[list[str]], set[str]] | None = None, exclude: set[str] | None = None
     ) -> list[tuple[str, float]]:
-        """The n most popular item keys with their popularity, best first, skipping `exclude` and what
-        `accept` refuses. Looks at a few times n of the top first, and sorts everything only if those run out.
+        """The n most popular item keys with their popularity, best first, skipping `exclude` and what `accept`
+        refuses (it is given the candidates in one batch and returns those it takes). Looks at a few times n of
+        the top first, and at everything only if those run out.
         """
         exclude = exclude or set()
         scores = self.popularity[: len(self.item_keys)]
@@ -133,13 +134,13 @@ class Profiles:
             if width == 0:
                 break
             top = np.argpartition(-scores, width - 1)[:width]
-            out = []
-            for row in top[np.argsort(-scores[top], kind="stable")].tolist():
-                key = self.item_keys[row]
-                if key not in exclude and (accept is None or accept(key)):
-                    out.append((key, float(scores[row])))
-                    if len(out) == n:
-                        return out
+            rows = [row for row in top[np.argsort(-scores[top], kind="stable")].tolist()
+                    if self.item_keys[row] not in exclude]  # fmt: skip
+            taken = None if accept is None else accept([self.item_keys[row] for row in rows])
+            out = [(self.item_keys[row], float(scores[row])) for row in rows
+                   if taken is None or self.item_keys[row] in taken][:n]  # fmt: skip
+            if len(out) == n:
+                return out
         return out
 
     def top_categories(self, user: str, n: int = 5) -> list[dict[str, float]]:

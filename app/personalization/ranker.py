@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 
 from app.core.errors import InvalidInput, NotEnoughEvents, TrainingInProgress
 from app.personalization.config import TrainOptions
@@ -31,7 +30,6 @@ from app.personalization.service import Personalization, item_key
 from app.ranking.metrics import auc, log_loss, ndcg_at_k, precision_at_k, recall_at_k
 from app.ranking.training import calibrate, fit_ranker
 from app.search.models import Query
-from app.search.searcher import run_queries
 
 POSITIVE = {"click", "cart", "purchase"}
 MIN_TRAIN_POSITIVES = 20
@@ -118,12 +116,10 @@ class _Trainer:
     def _clean(self) -> tuple[list[tuple[str, str, str, float, float]], dict[str, int]]:
         rows, gone = [], 0
         for chunk in self.collection.stored_events():
-            with self.collection.reading() as view:
-                for row in chunk:
-                    if orjson.loads(row[1]) in view:
-                        rows.append(row)
-                    else:
-                        gone += 1
+            with self.personalization.items() as items:
+                present = items.present([row[1] for row in chunk])
+            rows += [row for row in chunk if row[1] in present]
+            gone += sum(row[1] not in present for row in chunk)
         if not rows:
             raise NotEnoughEvents(
                 "no events to learn from: send interactions to /events first",
@@ -133,8 +129,9 @@ class _Trainer:
         return rows, {"item_deleted": gone}
 
     def _event_rows(self, rows: list[tuple[str, str, str, float, float]]) -> EventRows:
-        with self.collection.reading() as view:
-            return self.personalization.event_rows(view, [r for r in rows if orjson.loads(r[1]) in view])
+        with self.personalization.items() as items:
+            present = items.present(list({r[1] for r in rows}))
+            return self.personalization.event_rows(items, [r for r in rows if r[1] in present])
 
     def _pairs(self, state: Profiles, window: list[tuple[str, str, str, float, float]]) -> _PairSet:
         """Labelled (user, item) pairs of one window, with features from `state` (what was known before)."""
@@ -236,10 +233,10 @@ class _Trainer:
         taste = state.taste_of(user)
         wide = min(n + len(seen), self.collection.settings.max_ef)
         query = Query(vector=taste, k=wide, ef=max(wide, self.collection.config.ef), with_payload=False)
-        with self.collection.reading() as view:
-            hits = run_queries(view, [query])[0].hits
+        with self.personalization.items() as items:
+            hits = items.nearest(query)
             keys = [key for key in (item_key(h.id) for h in hits) if key not in seen][:n]
-            keys += [key for key, _ in state.popular(n, lambda key: orjson.loads(key) in view, seen | set(keys))]
+            keys += [key for key, _ in state.popular(n, items.present, seen | set(keys))]
         return keys
 
 
@@ -255,21 +252,20 @@ class _PairSet:
     ) -> _PairSet:
         parts: list[dict[str, np.ndarray]] = []
         labels: list[int] = []
-        items: list[str] = []
+        rows: list[str] = []
         for user, keys, y in pairs:
-            with personalization.collection.reading() as view:
-                alive = [j for j, key in enumerate(keys) if orjson.loads(key) in view]
+            with personalization.items() as items:
+                present = items.present(keys)
+                alive = [j for j, key in enumerate(keys) if key in present]
                 keys = [keys[j] for j in alive]
-                slots = np.array([view.slot_of(orjson.loads(key)) for key in keys], np.int64)
-                categories, log_prices = personalization.item_fields(view, slots)
-                vectors = view.vectors(slots)
-            parts.append(state.features(user, vectors, keys, categories, log_prices))
+                fields = items.fields(keys)
+            parts.append(state.features(user, fields.vectors, keys, fields.categories, fields.log_prices))
             labels += [y[j] for j in alive]
-            items += keys
+            rows += keys
         if not parts:
             return cls({name: np.zeros(0) for name in _feature_names(personalization)}, np.zeros(0, np.int64), [])
         columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-        return cls(columns, np.array(labels, np.int64), items)
+        return cls(columns, np.array(labels, np.int64), rows)
 
 
 def _feature_names(personalization: Personalization) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,20 +14,19 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.collections.models import PointId
-from app.collections.view import Catalog, ReadView
+from app.collections.view import Catalog
 from app.core.errors import UserNotFound
 from app.personalization import ranker_store
 from app.personalization.config import EVENT_TYPES, RecommendConfig
 from app.personalization.events import Row, clean
+from app.personalization.items import Items, Shards, item_key, shard_items, view_items
 from app.personalization.profiles import EventRows, Profiles
 from app.personalization.ranker_store import Ranker
 from app.search.models import Hit, Query
-from app.search.recall import RecallMonitor
-from app.search.searcher import run_queries
 
 log = logging.getLogger(__name__)
 TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
+__all__ = ["Personalization", "Recommendations", "item_key"]
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,11 @@ class Personalization:
     then); an item deleted later keeps counting until the next restart, when its events are skipped.
     """
 
-    def __init__(self, collection: Catalog) -> None:
+    def __init__(self, collection: Catalog, items: Callable[[], AbstractContextManager[Items]] | None = None) -> None:
+        """`items`: how the collection's items are read (default: through its read views)."""
         self.collection = collection
         self.config = RecommendConfig.of(collection.config.recommendation)
+        self.items = items or (lambda: view_items(collection, self.config))
         self.profiles = Profiles(collection.config.dim, self.config)
         self.lock = threading.Lock()  # guards the profiles
         self.training = threading.Lock()  # one training run at a time
@@ -60,6 +63,16 @@ class Personalization:
     def attach(cls, collection: Catalog) -> Personalization:
         """The part factory the registry calls for each collection it opens: profiles rebuilt from its events."""
         personalization = cls(collection)
+        personalization.load()
+        return personalization
+
+    @classmethod
+    def attach_to_shards(cls, collection: Any) -> Personalization:
+        """The same for a sharded collection (a Catalog for its events and folder, Shards for its items): its
+        events are kept where it is routed, its items read from the shards."""
+        shards: Shards = collection
+        config = RecommendConfig.of(collection.config.recommendation)
+        personalization = cls(collection, lambda: shard_items(shards, config, collection.config.dim))
         personalization.load()
         return personalization
 
@@ -81,8 +94,9 @@ class Personalization:
     def _replay(self, profiles: Profiles) -> None:
         started = time.perf_counter()
         for chunk in self.collection.stored_events():
-            with self.collection.reading() as view:  # per chunk: a long replay never holds readers or writers
-                rows = self.event_rows(view, [row for row in chunk if orjson.loads(row[1]) in view])
+            with self.items() as items:  # per chunk: a long replay never holds readers or writers
+                present = items.present([row[1] for row in chunk])
+                rows = self.event_rows(items, [row for row in chunk if row[1] in present])
             profiles.apply(rows)
         if profiles.event_count:
             log.info(
@@ -96,9 +110,12 @@ class Personalization:
     # ---- events -----------------------------------------------------------------------------
     def add_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Clean, store durably, then fold into the profiles; returns the cleaning report."""
-        with self.collection.reading() as view:
-            rows, origin, report = clean(events, lambda item: item_key(item) if item in view else None, now=time.time())
-            info = self.event_rows(view, rows)
+        with self.items() as items:
+            present = items.present([item_key(event["item"]) for event in events])
+            rows, origin, report = clean(
+                events, lambda item: k if (k := item_key(item)) in present else None, time.time()
+            )
+            info = self.event_rows(items, rows)
         fresh = self.collection.add_events(rows, [events[i].get("query") for i in origin])
         report.duplicates += fresh.count(False)
         report.accepted = fresh.count(True)
@@ -107,39 +124,19 @@ class Personalization:
             self.profiles.apply(_subset(info, keep))
         return report.to_json()
 
-    def event_rows(self, view: ReadView, rows: list[Row]) -> EventRows:
-        """Join rows (of items in the view) with their items' vectors, categories and prices."""
-        slots = np.array([view.slot_of(orjson.loads(r[1])) for r in rows], np.int64)
-        categories, log_prices = self.item_fields(view, slots)
+    def event_rows(self, items: Items, rows: list[Row]) -> EventRows:
+        """Join rows (of stored items) with their items' vectors, categories and prices."""
+        fields = items.fields([r[1] for r in rows])
         return EventRows(
             users=[r[0] for r in rows],
             items=[r[1] for r in rows],
             types=np.array([TYPE_INDEX[r[2]] for r in rows], np.int64),
             values=np.array([r[3] for r in rows]),
             times=np.array([r[4] for r in rows]),
-            vectors=view.vectors(slots) if len(slots) else np.zeros((0, view.config.dim), np.float32),
-            categories=categories,
-            log_prices=log_prices,
+            vectors=fields.vectors,
+            categories=fields.categories,
+            log_prices=fields.log_prices,
         )
-
-    def item_fields(self, view: ReadView, slots: np.ndarray) -> tuple[list[str | None], np.ndarray]:
-        """Each item's category and log price (None / NaN where it has none).
-
-        Read from the payload indexes, which creation requires for both fields: parsing every payload's
-        JSON here cost 12 % of event ingest. A field that is not indexed (a collection made before that
-        rule) is read from the JSON.
-        """
-        cat_field, price_field = self.config.category_field, self.config.price_field
-        categories = view.keywords(cat_field, slots) if cat_field else [None] * len(slots)
-        prices = view.numbers(price_field, slots) if price_field else np.full(len(slots), np.nan)
-        if categories is None or prices is None:
-            payloads = [orjson.loads(raw) if raw else {} for raw in view.payloads(slots.tolist())]
-            if categories is None:
-                categories = [c if isinstance(c := p.get(cat_field), str) else None for p in payloads]
-            if prices is None:
-                prices = np.array([_number(p.get(price_field)) for p in payloads], dtype=float).reshape(-1)
-        log_prices = np.where(prices > 0, np.log(np.where(prices > 0, prices, 1.0)), np.nan)  # NaN > 0 is False
-        return categories, log_prices
 
     # ---- users ------------------------------------------------------------------------------
     def user(self, user: str, *, with_vector: bool = False) -> dict[str, Any]:
@@ -174,62 +171,40 @@ class Personalization:
             row = self.profiles.user_row.get(user)
             seen = set(self.profiles.seen[row]) if row is not None and exclude_seen else set()
         ranker = self.ranker
-        monitor = self.collection.find_part(RecallMonitor)
-        with self.collection.reading() as view:
-            mask = view.mask(flt) if flt else None
+        with self.items() as items:
             if taste is None:
-                return self._popular(view, user, k, mask, seen, with_payload)
-            wide = min(max(4 * k, 100) + len(seen), view.settings.max_ef)
-            query = Query(vector=taste, k=wide, ef=max(wide, view.config.ef), filter=flt, with_payload=False)
-            hits = [h for h in run_queries(view, [query], monitor)[0].hits if item_key(h.id) not in seen]
+                hits = [Hit(orjson.loads(key), score) for key, score in self._popular(items, k, flt, seen)]
+                return Recommendations(user, "popular", _payloads(items, hits, with_payload), self._items(), len(seen))
+            wide = min(max(4 * k, 100) + len(seen), self.collection.settings.max_ef)
+            query = Query(vector=taste, k=wide, ef=max(wide, self.collection.config.ef), filter=flt, with_payload=False)
+            hits = [h for h in items.nearest(query) if item_key(h.id) not in seen]
             if ranker is None:
                 top = hits[:k]
-                return Recommendations(
-                    user, "similarity", _with_payloads(view, top, with_payload), len(hits), len(seen)
-                )
+                return Recommendations(user, "similarity", _payloads(items, top, with_payload), len(hits), len(seen))
             keys = [item_key(h.id) for h in hits]
-            keys += [key for key, _ in self._popular_keys(view, wide, mask, seen | set(keys))]
-            scores = self._score(view, ranker, user, keys)
+            keys += [key for key, _ in self._popular(items, wide, flt, seen | set(keys))]
+            scores = self._score(items, ranker, user, keys)
             order = np.argsort(-scores, kind="stable")[:k]
             top = [Hit(orjson.loads(keys[j]), float(scores[j])) for j in order.tolist()]
-            return Recommendations(user, "ranker", _with_payloads(view, top, with_payload), len(keys), len(seen))
+            return Recommendations(user, "ranker", _payloads(items, top, with_payload), len(keys), len(seen))
 
-    def _popular(
-        self, view: ReadView, user: str, k: int, mask: np.ndarray | None, seen: set[str], with_payload: bool
-    ) -> Recommendations:
-        popular = self._popular_keys(view, k, mask, seen)
-        hits = [Hit(orjson.loads(key), score) for key, score in popular]
-        items = len(self.profiles.item_keys)
-        return Recommendations(user, "popular", _with_payloads(view, hits, with_payload), items, len(seen))
-
-    def _popular_keys(
-        self, view: ReadView, n: int, mask: np.ndarray | None, exclude: set[str]
-    ) -> list[tuple[str, float]]:
-        def accept(key: str) -> bool:
-            slot = view.slot_of(orjson.loads(key))
-            return slot is not None and (mask is None or bool(mask[slot]))
-
+    def _items(self) -> int:
         with self.lock:
-            return self.profiles.popular(n, accept, exclude)
+            return len(self.profiles.item_keys)
 
-    def _score(self, view: ReadView, ranker: Ranker, user: str, keys: list[str]) -> np.ndarray:
-        slots = np.array([view.slot_of(orjson.loads(key)) for key in keys], np.int64)
-        categories, log_prices = self.item_fields(view, slots)
+    def _popular(self, items: Items, n: int, flt: dict[str, Any] | None, exclude: set[str]) -> list[tuple[str, float]]:
         with self.lock:
-            columns = self.profiles.features(user, view.vectors(slots), keys, categories, log_prices)
+            return self.profiles.popular(n, lambda keys: items.matching(keys, flt), exclude)
+
+    def _score(self, items: Items, ranker: Ranker, user: str, keys: list[str]) -> np.ndarray:
+        fields = items.fields(keys)
+        with self.lock:
+            columns = self.profiles.features(user, fields.vectors, keys, fields.categories, fields.log_prices)
         return ranker.score(columns)
 
 
-def item_key(pid: PointId) -> str:
-    """An item's key in the event log: its id as JSON (so 7 and "7" stay apart)."""
-    return orjson.dumps(pid).decode()
-
-
-def _with_payloads(view: ReadView, hits: list[Hit], with_payload: bool) -> list[Hit]:
-    if not with_payload:
-        return hits
-    payloads = view.payloads([view.slot_of(h.id) for h in hits])  # type: ignore[misc]
-    return [Hit(h.id, h.score, payload) for h, payload in zip(hits, payloads, strict=True)]
+def _payloads(items: Items, hits: list[Hit], with_payload: bool) -> list[Hit]:
+    return items.with_payloads(hits) if with_payload and hits else hits
 
 
 def _subset(rows: EventRows, keep: np.ndarray) -> EventRows:
@@ -244,7 +219,3 @@ def _subset(rows: EventRows, keep: np.ndarray) -> EventRows:
         categories=[rows.categories[i] for i in picked],
         log_prices=rows.log_prices[keep],
     )
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan

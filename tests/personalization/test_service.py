@@ -1,4 +1,4 @@
-"""Personalization.item_fields: categories and log prices, from the payload indexes or, unindexed, the JSON."""
+"""Item fields: categories and log prices, from the payload indexes or, unindexed, the JSON."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_item_fields_read_the_same_from_the_indexes_and_from_the_json(
     indexes = {"category": "keyword", "price": "float"} if indexed else {}
     c = registry.create(CollectionConfig(name="shop", dim=2, payload_indexes=indexes))
     c.upsert(list(range(5)), np.ones((5, 2), np.float32), PAYLOADS)
-    with c.reading() as view:
-        categories, log_prices = c.part(Personalization).item_fields(view, np.array([4, 3, 2, 1, 0]))
-    assert categories == [None, "hats", None, "bags", "shoes"]
-    np.testing.assert_allclose(log_prices, [np.nan, np.nan, np.log(7), np.nan, np.log(20.0)])
+    with c.part(Personalization).items() as items:
+        fields = items.fields(["4", "3", "2", "1", "0"])
+    assert fields.categories == [None, "hats", None, "bags", "shoes"]
+    np.testing.assert_allclose(fields.log_prices, [np.nan, np.nan, np.log(7), np.nan, np.log(20.0)])
