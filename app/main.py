@@ -28,6 +28,7 @@ from app.web import PAGE_PATHS, install_page
 VERSION = "0.1.0"
 # What each collection carries besides its points, attached when it opens and closed with it.
 PARTS: tuple[PartFactory, ...] = (RecallMonitor.attach, Personalization.attach, FineTuner.attach)
+SHARDED_PARTS = (Personalization.attach_to_shards,)  # a sharded collection's: its events live on the router
 
 
 ROUTED = (health, collections, points, search, recommend, embedder, snapshots, metrics)
@@ -48,7 +49,7 @@ def open_registry(settings: Settings) -> CollectionRegistry:
         from app.cluster.cluster import Cluster
 
         try:
-            registry.sharded = Cluster(settings, registry.embedders)
+            registry.sharded = Cluster(settings, registry.embedders, SHARDED_PARTS)
             registry.sharded.open()
         except BaseException:
             registry.close()

@@ -1,8 +1,9 @@
 """Cluster: a server's sharded collections on a Ray cluster: connect, create, reopen, drop, repair, report.
 
 A sharded collection's config and layout are kept as `_cluster/<name>.json` in the server's data directory
-("_" starts no collection name); its copies are detached Ray actors named after it, so a restarted server
-finds them again, and Ray restarts a copy whose node comes back (it opens what it had on that node's disk).
+("_" starts no collection name), its events and ranker in `_cluster/<name>/`; its copies are detached Ray actors
+named after it, so a restarted server finds them again, and Ray restarts a copy whose node comes back (it opens
+what it had on that node's disk).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,13 @@ REPAIR_EVERY_S = 2.0
 class Cluster:
     """Owns the connection to Ray and every sharded collection of this server."""
 
-    def __init__(self, settings: Settings, embedders: EmbedderPool) -> None:
+    def __init__(
+        self, settings: Settings, embedders: EmbedderPool, parts: tuple[Callable[[Any], Any], ...] = ()
+    ) -> None:
+        """`parts`: made for each sharded collection when it opens (personalization, from app/main.py)."""
         import ray
 
-        self._ray, self.settings, self.embedders = ray, settings, embedders
+        self._ray, self.settings, self.embedders, self.parts = ray, settings, embedders, parts
         if not ray.is_initialized():
             ray.init(address=settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
         self.root = Path(settings.data_dir) / SPEC_DIR
@@ -120,7 +125,14 @@ class Cluster:
         ]
         embedder = self.embedders.get(config.embedder) if config.embedder else None
         collection = ShardedCollection(
-            config, layout, copies, embedder, self.settings, self.root, lambda changed: self._save(changed, layout)
+            config,
+            layout,
+            copies,
+            embedder,
+            self.settings,
+            self.root / config.name,
+            lambda changed: self._save(changed, layout),
+            self.parts,
         )
         collection.start()
         return collection
@@ -135,6 +147,7 @@ class Cluster:
             collection = self._collections.pop(name)
             (self.root / f"{name}.json").unlink(missing_ok=True)
         collection.close()
+        shutil.rmtree(self.root / name, ignore_errors=True)  # its events and ranker
         for shard in collection.shards:
             for handle in shard.copies:
                 with contextlib.suppress(Exception):  # away or gone: it is killed below all the same

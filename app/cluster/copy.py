@@ -77,6 +77,12 @@ class ShardCopy:
             held = [pid for pid in ids if pid in view]
         return self.collection.get(held, with_payload=with_payload, with_vector=with_vector, with_source=with_source)
 
+    def matching(self, ids: list[PointId], flt: dict[str, Any]) -> list[PointId]:
+        """The stored points among the ids that pass the filter."""
+        with self.collection.reading() as view:
+            mask = view.mask(flt)
+            return [pid for pid in ids if (slot := view.slot_of(pid)) is not None and bool(mask[slot])]
+
     def count(self, flt: dict[str, Any] | None) -> int:
         return self.collection.count_matching(flt)
 

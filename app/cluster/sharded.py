@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -28,7 +28,7 @@ import orjson
 from app.cluster.placement import shard_of
 from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
-from app.collections.view import WouldBlock, prepare_vectors
+from app.collections.view import EventRow, QueriedEvent, WouldBlock, prepare_vectors
 from app.core.config import Settings
 from app.core.errors import InvalidInput, NotOnShards, NotReady, PointNotFound, ShardUnavailable, UmbrellaError
 from app.embedding.base import Embedder, Modality
@@ -44,7 +44,9 @@ from app.search.tune import GRAPH_WAIT_S, LADDER, TuneReport, record_trial
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 FACET_DEPTH = 1000  # values each shard lists for a facet: the most a request may ask for
+EVENTS_FILE = "events.sqlite"  # in the collection's folder on the router: its events and logged searches
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,10 @@ class ShardedCollection:
         settings: Settings,
         folder: Path,
         keep: Callable[[CollectionConfig], None] = lambda _config: None,
+        parts: tuple[Callable[[Any], Any], ...] = (),
     ) -> None:
+        """`folder`: this collection's own folder on the router's disk (its events, its ranker); `parts`: made
+        for it once it is up (personalization), as the registry makes a single-node collection's."""
         import ray
         from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
 
@@ -106,6 +111,9 @@ class ShardedCollection:
         self.shards = [Shard(i, handles) for i, handles in enumerate(copies)]
         self._keep = keep  # stores a changed config (the cluster's spec file), so a restart finds it
         self._checks = PayloadIndex(config.payload_indexes)  # the copies check too; a batch must pass everywhere
+        folder.mkdir(parents=True, exist_ok=True)
+        self._log = PointStore(folder / EVENTS_FILE, durable=settings.durability == "fsync")
+        self._make_parts, self._parts = parts, {}
         self.closed = False
 
     @property
@@ -139,9 +147,18 @@ class ShardedCollection:
             raise
 
     def start(self) -> None:
-        """Learn each shard's last batch from its copies: those that hold it are fresh."""
+        """Learn each shard's last batch from its copies (those that hold it are fresh), then make the parts."""
         for shard in self.shards:
             self._learn(shard)
+        self._attach_parts()
+
+    def _attach_parts(self) -> None:
+        for part in self._parts.values():
+            part.close()
+        self._parts = {}
+        for make in self._make_parts:
+            part = make(self)
+            self._parts[type(part)] = part
 
     def _learn(self, shard: Shard) -> None:
         """Find where a shard stands from its copies, when no copy is known to hold every batch (at start, or after
@@ -329,13 +346,26 @@ class ShardedCollection:
     def get(
         self, ids: list[PointId], *, with_payload: bool = True, with_vector: bool = False, with_source: bool = False
     ) -> list[Point]:
-        by_shard = {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
-        answers = self._read_all("get", lambda s: (by_shard[s], with_payload, with_vector, with_source), list(by_shard))
-        found = {orjson.dumps(p.id): p for points in answers.values() for p in points}
+        found = {orjson.dumps(p.id): p for p in self.found(ids, with_payload=with_payload, with_vector=with_vector,
+                                                            with_source=with_source)}  # fmt: skip
         missing = [pid for pid in ids if orjson.dumps(pid) not in found]
         if missing:
             raise PointNotFound(f"{len(missing)} point(s) not found", missing=missing[:20])
         return [found[orjson.dumps(pid)] for pid in ids]
+
+    def found(
+        self, ids: list[PointId], *, with_payload: bool, with_vector: bool, with_source: bool = False
+    ) -> list[Point]:
+        """The stored points among the ids, in no set order; each shard that holds some is asked once."""
+        by_shard = {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
+        answers = self._read_all("get", lambda s: (by_shard[s], with_payload, with_vector, with_source), list(by_shard))
+        return [p for points in answers.values() for p in points]
+
+    def matching(self, ids: list[PointId], flt: dict[str, Any]) -> list[PointId]:
+        """The stored points among the ids that pass the filter."""
+        by_shard = {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
+        answers = self._read_all("matching", lambda s: (by_shard[s], flt), list(by_shard))
+        return [pid for held in answers.values() for pid in held]
 
     def count_matching(self, flt: dict[str, Any] | None) -> int:
         return sum(self._read_all("count", lambda s: (flt,), list(range(self.layout.shards))).values())
@@ -526,8 +556,37 @@ class ShardedCollection:
         `search` on a worker thread."""
         raise WouldBlock
 
-    def find_part(self, _kind: type) -> None:
-        return None
+    def find_part(self, kind: type[T]) -> T | None:
+        return self._parts.get(kind)  # type: ignore[return-value]
+
+    def part(self, kind: type[T]) -> T:
+        """The part of this kind made for this collection; one sharded collections do not have is a 400."""
+        found = self.find_part(kind)
+        if found is None:
+            raise NotOnShards(
+                f"collection '{self.name}' is sharded: {kind.__name__} is not offered on sharded collections yet",
+                operation=kind.__name__,
+            )
+        return found
+
+    # ---- events and logged searches: kept by the router, in its own folder --------------------------
+    def stored_events(self) -> Iterator[list[EventRow]]:
+        return self._log.events()
+
+    def add_events(self, rows: list[EventRow], queries: list[str | None] | None = None) -> list[bool]:
+        """Store events durably on the router's disk (not in the shards: a user's events name items of every
+        shard); True for each one that was new."""
+        return self._log.add_events(rows, queries)
+
+    def queried_events(self) -> list[QueriedEvent]:
+        return self._log.queried_events()
+
+    def log_searches(self, searches: list[tuple[str, list[PointId]]]) -> None:
+        now = time.time()
+        self._log.log_searches([(now, words, orjson.dumps(shown).decode()) for words, shown in searches])
+
+    def search_log(self) -> list[tuple[float, str, list[PointId]]]:
+        return [(at, words, orjson.loads(shown)) for at, words, shown in self._log.search_log()]
 
     # ---- tune -------------------------------------------------------------------------------------
     def tune(
@@ -593,9 +652,10 @@ class ShardedCollection:
 
     # ---- snapshots --------------------------------------------------------------------------------
     def backup(self, dest: Path) -> tuple[int, int, CollectionConfig]:
-        """Every shard's points in one single-node database at `dest` (so a snapshot of a sharded collection is one
-        file, and restores into a single node too); returns (the sum of the shards' batch numbers, count, config).
-        Writes wait meanwhile: with every shard's lock held, each copy reads after the batches already sent."""
+        """Every shard's points, and the events and logged searches, in one single-node database at `dest` (so a
+        snapshot of a sharded collection is one file, and restores into a single node too); returns (the sum of
+        the shards' batch numbers, count, config). Writes wait meanwhile: with every shard's lock held, each copy
+        reads after the batches already sent."""
         everything = list(range(self.layout.shards))
         with self._locked(everything):
             parts = {}
@@ -622,13 +682,14 @@ class ShardedCollection:
                     slot += len(chunk)
         finally:
             store.close()
+        copy_log(self._log.path, dest)
         single_file(dest)
         return seq, slot, self.config
 
     def restore(self, db: Path) -> ShardedCollection:
-        """Replace every point with those of a snapshot's database (of a sharded or a single-node collection of the
-        same dimension and metric), spread over the shards again. Not atomic: a restore cut short leaves some of
-        the points; restoring again finishes it."""
+        """Replace every point and event with those of a snapshot's database (of a sharded or a single-node
+        collection of the same dimension and metric), the points spread over the shards again. Not atomic: a
+        restore cut short leaves some of the points; restoring again finishes it."""
         store = PointStore(db, durable=False)
         try:
             stored = CollectionConfig.from_json(store.get_meta("config"))
@@ -649,6 +710,11 @@ class ShardedCollection:
                 )
         finally:
             store.close()
+        self._log.close()
+        clear_log(self._log.path)
+        copy_log(db, self._log.path)
+        self._log = PointStore(self._log.path, durable=self.settings.durability == "fsync")
+        self._attach_parts()  # profiles and ranker made again from the snapshot's events
         return self
 
     # ---- state ------------------------------------------------------------------------------------
@@ -731,6 +797,9 @@ class ShardedCollection:
 
     def close(self) -> None:
         self.closed = True
+        for part in self._parts.values():
+            part.close()
+        self._log.close()
 
 
 def _top(rows: list[list[PointId]], own: list[PointId] | None, k: int) -> list[list[PointId]]:
@@ -747,6 +816,32 @@ def _halves(q: Query) -> list[Query]:
         replace(q, mode="dense", k=wanted, score_threshold=None),
         replace(q, mode="lexical", k=LEXICAL_DEPTH * wanted, score_threshold=None, with_vector=True),
     ]
+
+
+LOG_TABLES = {"events": "user, item, type, value, time, query", "search_log": "time, query, shown"}
+
+
+def copy_log(source: Path, dest: Path) -> None:
+    """Add the events and logged searches of the database at `source` to the one at `dest`."""
+    conn = sqlite3.connect(dest, isolation_level=None)
+    try:
+        conn.execute("ATTACH DATABASE ? AS source", (str(source),))
+        with conn:
+            for table, columns in LOG_TABLES.items():
+                conn.execute(f"INSERT OR IGNORE INTO main.{table} ({columns}) SELECT {columns} FROM source.{table}")
+        conn.execute("DETACH DATABASE source")
+    finally:
+        conn.close()
+
+
+def clear_log(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        with conn:
+            for table in LOG_TABLES:
+                conn.execute(f"DELETE FROM {table}")
+    finally:
+        conn.close()
 
 
 def single_file(db: Path) -> None:

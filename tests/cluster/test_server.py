@@ -47,6 +47,7 @@ def test_a_sharded_text_collection_survives_a_server_restart(
         assert french[0].id == "fr-1" and all(h.payload["lang"] == "fr" for h in french)
         before = [h.id for h in client.search("catalog", text="something to carry my things", k=5)]
         placed = client.cluster()["collections"][0]["nodes"]
+        client.add_events("catalog", [{"user": "ann", "item": 2, "type": "purchase"}])
     server.kill(signal.SIGKILL)
     server.start(timeout=90)
     with Client(server.url, timeout=60) as client:
@@ -56,5 +57,6 @@ def test_a_sharded_text_collection_survives_a_server_restart(
         state = client.cluster()
         assert state["collections"][0]["nodes"] == placed
         assert all(c["fresh"] and c["alive"] for c in state["collections"][0]["copies"])
+        assert client.get_user("catalog", "ann").counts["purchase"] == 1  # the events are on the router's disk
         client.drop_collection("catalog")
         assert client.cluster()["collections"] == []

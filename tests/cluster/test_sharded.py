@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from app.cluster.placement import shard_of
 from tests.cluster.conftest import LocalCluster
 from tests.conftest import clustered
+from tests.support.synthetic_shop import generate_shop
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 N, DIM = 1500, 16
@@ -170,8 +171,8 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     _load(client, "plain", _points(50))
     vector = [0.1] * DIM
     for method, path, body in [
-        ("post", "/collections/plain/events", {"events": [{"user": "u", "item": 1, "type": "click"}]}),
         ("post", "/collections/plain/tune", {"target_recall": 0.9, "source": "searches"}),
+        ("post", "/collections/plain/embedder/finetune", {}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
         ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
     ]:
@@ -303,14 +304,19 @@ def test_a_snapshot_is_one_file_holding_every_shard(cluster_client: TestClient) 
     client, points = cluster_client, _points(300, seed=6)
     _create(client, "spread", "cosine", shards=3, replicas=2)
     _load(client, "spread", points)
+    clicks = [{"user": "ann", "item": p["id"], "type": "click"} for p in points[:5]]
+    assert client.post("/collections/spread/events", json={"events": clicks}).json()["accepted"] == 5
     taken = client.post("/collections/spread/snapshots")
     assert taken.status_code == 201, taken.text
     snapshot = taken.json()
     assert snapshot["count"] == len(points)
     client.post("/collections/spread/points/delete", json={"filter": FILTERS[1]})  # changes after the snapshot
     client.put("/collections/spread/points", json={"points": [{"id": "late", "vector": [1.0] * DIM}]})
+    client.post("/collections/spread/events", json={"events": [{"user": "bob", "item": "late", "type": "view"}]})
     restored = client.post(f"/collections/spread/snapshots/{snapshot['name']}/restore")
     assert restored.status_code == 200, restored.text
+    assert client.get("/collections/spread/users/ann").json()["events"] == 5  # the events came back with it
+    assert client.get("/collections/spread/users/bob").status_code == 404  # and the later ones went
     assert restored.json()["count"] == len(points) and restored.json()["shards"] == 3
     assert {p["id"] for p in _scroll_all(client, "spread")} == {p["id"] for p in points}
     queries = clustered(10, DIM, seed=9)
@@ -326,6 +332,7 @@ def test_a_snapshot_is_one_file_holding_every_shard(cluster_client: TestClient) 
     moved = client.post(f"/collections/one/snapshots/{snapshot['name'].replace('spread-', 'one-', 1)}/restore")
     assert moved.status_code == 200, moved.text
     assert moved.json()["count"] == len(points) and moved.json()["shards"] is None
+    assert client.get("/collections/one/users/ann").json()["counts"]["click"] == 5
     for want, got in zip(truth, _search(client, "one", queries, exact=True, filter=FILTERS[2]), strict=True):
         assert [h["id"] for h in got["results"]] == [h["id"] for h in want["results"]]
         np.testing.assert_allclose([h["score"] for h in got["results"]], [h["score"] for h in want["results"]],
@@ -384,3 +391,47 @@ def test_tune_picks_an_ef_for_the_merged_graphs_and_applies_it_to_every_copy(
     found = sum(len({h["id"] for h in g["results"]} & {h["id"] for h in t["results"]}) for g, t in pairs)
     assert abs(found / (10 * len(queries)) - recall) <= 0.02 and given["query_source"] == "given"
     client.delete("/collections/tuned")
+
+
+def test_events_profiles_and_recommendations_for_users_equal_one_node(cluster_client: TestClient) -> None:
+    """The same shop and event log in a sharded collection and in a single-node one: the same profiles, the same
+    popular items (with a filter too), the same similar items, and a ranker trained over the shards."""
+    client = cluster_client
+    shop = generate_shop(400, 80, sessions_per_user=12, seed=2)
+    indexes = {"category": "keyword", "price": "float"}
+    for name, layout in (("spread", {"shards": 3, "replicas": 2}), ("one", {})):
+        body = {"dim": shop.vectors.shape[1], "payload_indexes": indexes, **layout}
+        assert client.put(f"/collections/{name}", json=body).status_code == 201
+        _load(client, name, list(shop.points()))
+        for batch in shop.event_batches(5_000):
+            report = client.post(f"/collections/{name}/events", json={"events": batch}).json()
+            assert report["accepted"] == len(batch), report
+    users = sorted({e["user"] for e in shop.events})[:20]
+    for user in users:
+        one, spread = (client.get(f"/collections/{c}/users/{user}?with_vector=true").json() for c in ("one", "spread"))
+        assert {k: v for k, v in spread.items() if k != "taste"} == {k: v for k, v in one.items() if k != "taste"}
+        np.testing.assert_allclose(spread["taste"], one["taste"], rtol=1e-5, atol=1e-6)
+
+    def recommended(name: str, user: str, **params: str) -> dict[str, Any]:
+        answer = client.get(f"/collections/{name}/users/{user}/recommendations", params={"k": "10", **params})
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    category = shop.payloads[0]["category"]
+    for params in ({}, {"filter": f'{{"must": [{{"key": "category", "match": "{category}"}}]}}'}):
+        newcomer = [recommended(name, "newcomer", **params) for name in ("one", "spread")]
+        assert newcomer[0]["path"] == newcomer[1]["path"] == "popular"
+        assert newcomer[1]["results"] == newcomer[0]["results"]  # ids, scores and payloads
+    found = []
+    for user in users:
+        one, spread = recommended("one", user), recommended("spread", user)
+        assert one["path"] == spread["path"] == "similarity"
+        found.append(len({h["id"] for h in spread["results"]} & {h["id"] for h in one["results"]}) / 10)
+    assert np.mean(found) >= 0.95, found  # graphs differ (one per shard), so near-equal is the bar
+
+    trained = client.post("/collections/spread/ranker/train", json={})
+    assert trained.status_code == 200, trained.text
+    assert trained.json()["events"]["used"] == len(shop.events)
+    assert recommended("spread", users[0])["path"] == "ranker"
+    for name in ("one", "spread"):
+        client.delete(f"/collections/{name}")
