@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
+from app.cluster.groups import Merged, asked_of_shards, fill_queries
 from app.cluster.placement import shard_of
 from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
@@ -404,14 +405,15 @@ class ShardedCollection:
         asked as its two halves (dense, keywords), each merged over the shards and then fused here, since a
         shard's own fusion normalises over its own candidates and its scores do not compare with another's."""
         for q in queries:
-            if q.group_by is not None:
-                raise NotOnShards(
-                    f"collection '{self.name}' is sharded: group_by is not offered on it yet", operation="group_by"
-                )
+            if q.group_by is not None and q.mmr is not None:
+                raise NotOnShards(f"collection '{self.name}' is sharded: MMR with group_by is not offered on it yet")
         asked = [self._by_vector(self._for_shards(q)) for q in embed_queries(self, queries)]
         hybrid = [resolve_mode(self.config, a) == "hybrid" for a in asked]
         if any(h and q.mmr is not None for q, h in zip(queries, hybrid, strict=True)):
             raise NotOnShards(f"collection '{self.name}' is sharded: MMR over a hybrid search is not offered yet")
+        if any(h and q.group_by is not None for q, h in zip(queries, hybrid, strict=True)):
+            raise NotOnShards(f"collection '{self.name}' is sharded: group_by over a hybrid search is not offered yet")
+        asked = [asked_of_shards(a, q.id) if a.group_by else a for q, a in zip(queries, asked, strict=True)]
         sent = [half for a, h in zip(asked, hybrid, strict=True) for half in (_halves(a) if h else [a])]
         every = not all(q.partial for q in queries)  # in a batch, one query that wants every shard decides
         answers = self._read_all("search", lambda s: (sent,), list(range(self.layout.shards)), every=every)
@@ -423,6 +425,8 @@ class ShardedCollection:
             at += len(parts)
             if h:
                 result = self._fused(q, a, *parts)
+            elif q.group_by is not None:
+                result = self._grouped(q, a, dict(zip(sorted(answers), parts[0], strict=True)), higher)
             else:
                 k = q.k if q.mmr is None else a.k - (q.id is not None)
                 result = self._diverse(merge(parts[0], k, higher, q.id), q, higher)
@@ -466,6 +470,25 @@ class ShardedCollection:
             for f in kept
         ]  # fmt: skip
         return SearchResult(hits, dense.plan, dense.candidates, "hybrid")
+
+    def _grouped(self, q: Query, a: Query, answers: dict[int, SearchResult], higher: bool) -> SearchResult:
+        """The page of groups over the shards (app/cluster/groups.py): merged from each shard's own groups, then
+        filled from the shards that may hold members of a chosen group they did not list."""
+        assert q.group_by is not None
+        first = next(iter(answers.values()))
+        higher = higher or first.mode != "dense"
+        merged = Merged(q.group_by, higher, None if q.id is None else orjson.dumps(q.id))
+        for s, answer in answers.items():
+            merged.add(s, answer)
+        page = merged.page()
+        missing = merged.missing(page)
+        fill = {s: fill_queries(a, [merged.values[key] for key in keys]) for s, keys in missing.items()}
+        for s, found in self._read_all("search", lambda s: (fill[s],), list(fill)).items():
+            for key, answer in zip(missing[s], found, strict=True):
+                merged.fill(key, answer)
+        plans = Counter(answer.plan for answer in answers.values())
+        candidates = sum(answer.candidates for answer in answers.values())
+        return merged.result(page, plans.most_common(1)[0][0], candidates, first.mode)
 
     def _scores(self, query: np.ndarray, vectors: list[Any]) -> list[float]:
         """Dense scores as a shard reports them: dot products of prepared vectors, or Euclidean distance."""

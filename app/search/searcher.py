@@ -223,6 +223,8 @@ def _grouped(view: ReadView, p: _Planned, grouping: Grouping, monitor: RecallMon
         if more or p.k >= p.candidates:  # a group past the page was seen (so the page is full), or all was
             break
         p = replace(p, k=min(2 * p.k, p.candidates))
+    if p.k < p.candidates and p.query.mmr is None and p.mode != "hybrid":
+        groups = [(key, _filled(view, p, grouping, key, members, monitor)) for key, members in groups]
     result = _finish(view, p, [hit for _, members in groups for hit in members], plan)
     ids, page, at = [h.id for h in result.hits], [], 0
     for key, members in groups:  # the hits come group by group, in this order
@@ -243,6 +245,24 @@ def _plain(view: ReadView, p: _Planned, slots: np.ndarray, scores: np.ndarray, p
     slots, scores = slots[keep][: q.k], scores[keep][: q.k]
     found = hits(view, slots.tolist(), scores.tolist(), q.with_payload, q.with_vector)
     return SearchResult(found, p.named(plan), p.candidates)
+
+
+def _filled(
+    view: ReadView, p: _Planned, grouping: Grouping, key: object, members: list[Fused], monitor: RecallMonitor | None
+) -> list[Fused]:
+    """A group of the page with its best `size` hits: when fewer of them were among the candidates read, a search
+    of the group's own points finds the rest (a group's members must not depend on how deep the page was read).
+    Not for MMR (its picks depend on all candidates) nor hybrid (fused scores are normalised per search)."""
+    if len(members) >= grouping.size:
+        return members
+    only = {"key": grouping.key, "match": key}
+    q = p.query
+    flt = {"must": [only]} if not q.filter else {"must": [q.filter, only]}
+    own = _plan(view, replace(q, filter=flt, group_by=None, k=grouping.size))
+    found, _ = _ranked(view, own, monitor)
+    higher = _higher(view, p)
+    merged = {f.slot: f for f in [*members, *found]}
+    return sorted(merged.values(), key=lambda f: (-f.score if higher else f.score, f.slot))[: grouping.size]
 
 
 def _finish(view: ReadView, p: _Planned, chosen: list[Fused], plan: str) -> SearchResult:

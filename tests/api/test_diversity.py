@@ -85,3 +85,24 @@ def test_group_by_a_field_some_points_lack_and_lists(client: TestClient) -> None
     assert [(g["value"], g["ids"]) for g in body["groups"]] == [("red", [1, 3]), ("blue", [1]), (True, [5]), (1, [4])]
     error(client.post(f"{C}/search", json={"vector": [1, 0], "group_by": ""}), 422, "validation_error")
     error(client.post(f"{C}/search", json={"vector": [1, 0], "mmr": {"lambda": 2}}), 422, "validation_error")
+
+
+def test_a_group_gets_its_best_members_even_beyond_the_candidates_read(client: TestClient) -> None:
+    """One photo of product "far" is the best hit; its other photos point elsewhere, past the 4 × groups × size
+    candidates a group_by reads first: they are still its members (a group's members do not depend on how deep
+    the page was read), while the other groups keep theirs."""
+    rng = np.random.default_rng(3)
+    assert client.put(C, json={"dim": 8}).status_code == 201
+    query = np.eye(8)[0]
+    near = [query + 0.3 * rng.normal(size=8) for _ in range(300)]
+    points = [{"id": i, "vector": v.tolist(), "payload": {"product_id": f"p{i % 100}"}} for i, v in enumerate(near)]
+    points.append({"id": "far-best", "vector": query.tolist(), "payload": {"product_id": "far"}})
+    points += [{"id": f"far-{i}", "vector": (-query + 0.1 * rng.normal(size=8)).tolist(),
+                "payload": {"product_id": "far"}} for i in range(2)]  # fmt: skip
+    assert client.put(f"{C}/points", json={"points": points}).status_code == 200
+    for exact in (True, False):
+        body = client.post(f"{C}/search", json={"vector": query.tolist(), "group_by": "product_id", "groups": 2,
+                                                "group_size": 3, "exact": exact}).json()  # fmt: skip
+        far, other = body["groups"]
+        assert far["value"] == "far" and far["ids"][0] == "far-best" and sorted(far["ids"][1:]) == ["far-0", "far-1"]
+        assert len(other["ids"]) == 3

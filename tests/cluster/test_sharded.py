@@ -173,7 +173,7 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     for method, path, body in [
         ("post", "/collections/plain/tune", {"target_recall": 0.9, "source": "searches"}),
         ("post", "/collections/plain/embedder/finetune", {}),
-        ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour"}),
+        ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour", "mmr": {"lambda": 0.5}}),
         ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
     ]:
         answer = getattr(client, method)(path, **({} if body is None else {"json": body}))
@@ -433,5 +433,37 @@ def test_events_profiles_and_recommendations_for_users_equal_one_node(cluster_cl
     assert trained.status_code == 200, trained.text
     assert trained.json()["events"]["used"] == len(shop.events)
     assert recommended("spread", users[0])["path"] == "ranker"
+    for name in ("one", "spread"):
+        client.delete(f"/collections/{name}")
+
+
+def test_group_by_over_shards_equals_one_node(cluster_client: TestClient) -> None:
+    """Groups of 60 brands over three shards: the page's groups come from the first round, their members from a
+    second round to the shards that did not list them; exact answers equal one node's, graph ones nearly."""
+    client = cluster_client
+    points = _points(900, seed=11)
+    for i, p in enumerate(points):
+        p["payload"]["brand"] = f"brand-{(i * 7) % 60}" if i % 10 else ["brand-0", f"brand-{i % 60}"]  # lists too
+    for name, layout in (("spread", {"shards": 3, "replicas": 1}), ("one", {})):
+        _create(client, name, "cosine", **layout)
+        _load(client, name, points)
+    queries = clustered(8, DIM, seed=12)
+    pages = [{"groups": 4, "group_size": 3}, {"groups": 5, "group_size": 2, "group_offset": 3}]
+    for options in [*pages, {**pages[0], "filter": FILTERS[2]}, {**pages[1], "filter": FILTERS[1]}]:
+        grouped = {"group_by": "brand", "exact": True, **options}
+        one, spread = (_search(client, name, queries, **grouped) for name in ("one", "spread"))
+        for want, got in zip(one, spread, strict=True):
+            assert got["groups"] == want["groups"], options
+            assert got["next_group_offset"] == want["next_group_offset"]
+            np.testing.assert_allclose([h["score"] for h in got["results"]], [h["score"] for h in want["results"]],
+                                       rtol=1e-5, atol=1e-6)  # fmt: skip
+    like = {"id": points[5]["id"], "group_by": "brand", "groups": 3, "group_size": 2, "exact": True}
+    one, spread = (client.post(f"/collections/{name}/search", json=like).json() for name in ("one", "spread"))
+    assert spread["groups"] == one["groups"] and points[5]["id"] not in [h["id"] for h in spread["results"]]
+    graph = {"group_by": "brand", "groups": 4, "group_size": 3}
+    one, spread = (_search(client, name, queries, **graph) for name in ("one", "spread"))
+    same = [len({h["id"] for h in g["results"]} & {h["id"] for h in w["results"]}) / len(w["results"])
+            for w, g in zip(one, spread, strict=True)]  # fmt: skip
+    assert np.mean(same) >= 0.9, same
     for name in ("one", "spread"):
         client.delete(f"/collections/{name}")
