@@ -119,6 +119,17 @@ class ShardCopy:
     def set_default_ef(self, ef: int) -> None:
         self.collection.set_default_ef(ef)
 
+    def configure(self, payload_indexes: dict[str, Any], lexical: dict[str, Any] | None) -> None:
+        """Make this copy's payload indexes and keyword fields what the router's config says (each change built in
+        the background, as on one node); nothing to do when they are already. Called in the write order."""
+        config = self.collection.config
+        for key in set(config.payload_indexes) - set(payload_indexes):
+            self.collection.drop_field_index(key)
+        for key, kind in payload_indexes.items():
+            self.collection.index_field(key, kind)  # no-op when it has that type already
+        if config.lexical != lexical:
+            self.collection.set_lexical(lexical)
+
     def state(self) -> dict[str, Any]:
         import ray
 
@@ -127,6 +138,11 @@ class ShardCopy:
             "seq": info["seq"],  # the last batch applied: its shard's number
             "count": info["count"],
             "index_state": info["index_state"],
+            "lexical_state": info["lexical_state"],
+            "lexical_progress": info["lexical_progress"],
+            "payload_index_builds": info["payload_index_builds"],
+            "payload_indexes": info["payload_indexes"],
+            "lexical": info["lexical"],
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
         }

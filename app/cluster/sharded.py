@@ -151,6 +151,11 @@ class ShardedCollection:
         """Learn each shard's last batch from its copies (those that hold it are fresh), then make the parts."""
         for shard in self.shards:
             self._learn(shard)
+            for c in [c for c, fresh in enumerate(shard.fresh) if fresh]:  # a change cut short by a stop
+                try:
+                    self._get(self._configure(shard.copies[c], self.config))
+                except self._unreachable:
+                    self._lost(shard, c)
         self._attach_parts()
 
     def _attach_parts(self) -> None:
@@ -761,6 +766,11 @@ class ShardedCollection:
                     "seq": state.get("seq"),
                     "count": state.get("count"),
                     "index_state": state.get("index_state"),
+                    "lexical_state": state.get("lexical_state"),
+                    "lexical_progress": state.get("lexical_progress"),
+                    "payload_indexes": state.get("payload_indexes"),
+                    "payload_index_builds": state.get("payload_index_builds"),
+                    "lexical": state.get("lexical"),
                     "node_id": state.get("node_id"),
                     "pid": state.get("pid"),
                 })  # fmt: skip
@@ -778,13 +788,58 @@ class ShardedCollection:
             "index_state": "ready" if states == {"ready"} and len(first) == self.layout.shards else "building",
             "memory_bytes": 0,  # the copies' memory is on their nodes: GET /cluster has it per copy
             "seq": self._batch_number(),
-            "lexical_state": "ready" if self.config.lexical else "off",  # each copy keeps its shard's own
-            "lexical_progress": 1.0,
-            "payload_index_builds": {},
+            "lexical_state": _slowest(c["lexical_state"] for c in first.values()) if self.config.lexical else "off",
+            "lexical_progress": min((c["lexical_progress"] for c in first.values()), default=1.0),
+            "payload_index_builds": {
+                key: min(c["payload_index_builds"].get(key, 1.0) for c in first.values())
+                for key in {key for c in first.values() for key in c["payload_index_builds"]}
+            },
             "shards": self.layout.shards,
             "replicas": self.layout.replicas,
             "write_quorum": self.layout.write_quorum,
         }
+
+    # ---- changes of payload indexes and keyword fields ---------------------------------------------
+    def index_field(self, key: str, kind: str) -> None:
+        """Index a payload field on every copy (each builds it from its points in the background)."""
+        if self.config.payload_indexes.get(key) == kind:
+            return
+        self._refuse_if_recommendation_field(key, "retyped")
+        self._reconfigure(replace(self.config, payload_indexes={**self.config.payload_indexes, key: kind}))
+
+    def drop_field_index(self, key: str) -> None:
+        self._refuse_if_recommendation_field(key, "dropped")
+        if key not in self.config.payload_indexes:
+            raise InvalidInput(f"payload field '{key}' has no index", field=key)
+        indexes = {k: v for k, v in self.config.payload_indexes.items() if k != key}
+        self._reconfigure(replace(self.config, payload_indexes=indexes))
+
+    def set_lexical(self, lexical: dict[str, Any] | None) -> None:
+        """Keep a keyword index on these fields in every copy (None: none); each rewrites its points' words."""
+        self._reconfigure(replace(self.config, lexical=lexical))
+
+    def _refuse_if_recommendation_field(self, key: str, change: str) -> None:
+        rec = self.config.recommendation
+        if key in (rec.get("category_field"), rec.get("price_field")):
+            raise InvalidInput(f"payload index '{key}' feeds the recommendation settings: it cannot be {change}")
+
+    def _reconfigure(self, config: CollectionConfig) -> None:
+        """Send a changed config to every copy that holds every batch, in the write order (writes wait), then keep
+        it; a copy that does not take it is behind, and gets it when it catches up (`_configure`)."""
+        everything = list(range(self.layout.shards))
+        with self._locked(everything):
+            sent = [(shard, c, self._configure(shard.copies[c], config)) for shard in self.shards
+                    for c in range(len(shard.copies)) if shard.fresh[c]]  # fmt: skip
+            for shard, c, ref in sent:
+                try:
+                    self._get(ref)
+                except self._unreachable:
+                    self._lost(shard, c)
+            self.config, self._checks = config, PayloadIndex(config.payload_indexes)
+            self._keep(config)
+
+    def _configure(self, handle: Any, config: CollectionConfig) -> Any:
+        return self._call(handle, "configure", config.payload_indexes, config.lexical)
 
     def repair(self) -> None:
         """Catch up every copy that missed batches and answers again, from a fresh copy of its shard: the points
@@ -814,6 +869,7 @@ class ShardedCollection:
                 self._get(self._call(shard.copies[copy], "catch_up", seq, points, ids))
                 log.info("copy %d of shard %d of %s caught up from batch %d to %d (%d points)",
                          copy, shard.index, self.name, behind, seq, len(points))  # fmt: skip
+            self._get(self._configure(shard.copies[copy], self.config))  # a change of fields it missed
             shard.fresh[copy] = True
         except self._unreachable:
             pass  # still away: the next repair tries again
@@ -823,6 +879,11 @@ class ShardedCollection:
         for part in self._parts.values():
             part.close()
         self._log.close()
+
+
+def _slowest(states: Any) -> str:
+    """The keyword index is ready when every shard's is."""
+    return "building" if "building" in set(states) else "ready"
 
 
 def _top(rows: list[list[PointId]], own: list[PointId] | None, k: int) -> list[list[PointId]]:

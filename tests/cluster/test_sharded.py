@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cluster.placement import shard_of
-from tests.cluster.conftest import LocalCluster
+from tests.cluster.conftest import LocalCluster, ray
 from tests.conftest import clustered
 from tests.support.synthetic_shop import generate_shop
 
@@ -174,7 +174,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
         ("post", "/collections/plain/tune", {"target_recall": 0.9, "source": "searches"}),
         ("post", "/collections/plain/embedder/finetune", {}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour", "mmr": {"lambda": 0.5}}),
-        ("put", "/collections/plain/lexical", {"fields": ["colour"]}),
     ]:
         answer = getattr(client, method)(path, **({} if body is None else {"json": body}))
         assert answer.status_code == 400, (path, answer.status_code, answer.text)
@@ -467,3 +466,38 @@ def test_group_by_over_shards_equals_one_node(cluster_client: TestClient) -> Non
     assert np.mean(same) >= 0.9, same
     for name in ("one", "spread"):
         client.delete(f"/collections/{name}")
+
+
+def test_payload_indexes_and_keyword_fields_change_on_every_copy(cluster_client: TestClient) -> None:
+    """Index a field, keep keywords, drop them: every copy changes, in the write order; a copy that missed a
+    change gets it when it catches up."""
+    client, points = cluster_client, _points(300, seed=13)
+    for i, p in enumerate(points):
+        p["payload"]["title"] = f"{p['payload']['colour']} lamp model {i}"
+    _create(client, "fields", "cosine", shards=2, replicas=2)
+    _load(client, "fields", points)
+    changed = client.put("/collections/fields/payload_indexes/title", json={"type": "keyword"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["payload_indexes"]["title"] == "keyword"
+    error = client.delete("/collections/fields/payload_indexes/nothing").json()["error"]
+    assert error["code"] == "invalid_input"
+    assert client.put("/collections/fields/lexical", json={"fields": ["title"]}).status_code == 200
+    _wait(lambda: client.get("/collections/fields").json()["lexical_state"] == "ready")
+    words = client.post("/collections/fields/search", json={"text": "lamp model 42", "mode": "lexical", "k": 1})
+    assert words.status_code == 200 and words.json()["results"][0]["id"] == points[42]["id"], words.text
+    copies = client.get("/cluster").json()["collections"][0]["copies"]
+    assert all(c["payload_indexes"]["title"] == "keyword" and c["lexical"]["fields"] == ["title"] for c in copies)
+
+    collection = client.app.state.registry.get("fields")  # type: ignore[attr-defined]
+    behind = collection.shards[0].copies[1]  # as if it had been away: the old fields, and not fresh
+    ray.get(behind.configure.remote({"colour": "keyword", "price": "float"}, None))
+    collection.shards[0].fresh[1] = False
+    collection.repair()
+    state = ray.get(behind.state.remote())
+    assert state["payload_indexes"]["title"] == "keyword" and state["lexical"]["fields"] == ["title"]
+    assert collection.shards[0].fresh[1]
+
+    assert client.delete("/collections/fields/lexical").status_code == 200
+    refused = client.post("/collections/fields/search", json={"text": "lamp", "mode": "lexical"})
+    assert refused.status_code == 400, refused.text
+    client.delete("/collections/fields")
