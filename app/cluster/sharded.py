@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -40,8 +40,9 @@ from app.search.facets import Facets, added_up
 from app.search.fusion import fuse
 from app.search.models import Hit, Query, SearchResult
 from app.search.queries import embed_queries
+from app.search.recall import RECENT
 from app.search.searcher import LEXICAL_DEPTH, resolve_mode
-from app.search.tune import GRAPH_WAIT_S, LADDER, TuneReport, record_trial
+from app.search.tune import GRAPH_WAIT_S, LADDER, MIN_SEARCHES, TuneReport, record_trial
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ class ShardedCollection:
         folder.mkdir(parents=True, exist_ok=True)
         self._log = PointStore(folder / EVENTS_FILE, durable=settings.durability == "fsync")
         self._make_parts, self._parts = parts, {}
+        self._recent: deque[np.ndarray] = deque(maxlen=RECENT)  # unfiltered graph searches' vectors, for tune
+        self._recent_lock = threading.Lock()
         self.closed = False
 
     @property
@@ -414,6 +417,7 @@ class ShardedCollection:
                 raise NotOnShards(f"collection '{self.name}' is sharded: MMR with group_by is not offered on it yet")
         asked = [self._by_vector(self._for_shards(q)) for q in embed_queries(self, queries)]
         hybrid = [resolve_mode(self.config, a) == "hybrid" for a in asked]
+        self._remember([a for a, h in zip(asked, hybrid, strict=True) if not h])
         if any(h and q.mmr is not None for q, h in zip(queries, hybrid, strict=True)):
             raise NotOnShards(f"collection '{self.name}' is sharded: MMR over a hybrid search is not offered yet")
         if any(h and q.group_by is not None for q, h in zip(queries, hybrid, strict=True)):
@@ -437,6 +441,17 @@ class ShardedCollection:
                 result = self._diverse(merge(parts[0], k, higher, q.id), q, higher)
             results.append(replace(result, partial=partial))
         return results
+
+    def _remember(self, asked: list[Query]) -> None:
+        """Keep the vectors of unfiltered graph searches (as the shards are asked them) for tune, as one node's
+        recall monitor keeps its own."""
+        vectors = [
+            a.vector for a in asked if a.vector is not None and not a.filter and not a.exact and a.mode != "lexical"
+        ]
+        if vectors:
+            prepared = prepare_vectors(self.config, np.vstack(vectors).astype(np.float32), len(vectors))
+            with self._recent_lock:
+                self._recent.extend(prepared)
 
     def _fused(
         self, q: Query, a: Query, dense_answers: list[SearchResult], word_answers: list[SearchResult]
@@ -629,10 +644,13 @@ class ShardedCollection:
         vectors: np.ndarray | None = None,
     ) -> TuneReport:
         """As one node tunes (app/search/tune.py), over the shards: the smallest ef of the ladder at which the
-        graphs' merged top k holds `target_recall` of the exact top k, on the vectors sent or on stored points
-        (each leaving itself out; a sharded collection keeps no recent searches). `apply` sets it on every copy."""
-        if source == "searches":
-            raise NotOnShards(f"collection '{self.name}' is sharded: it keeps no recent searches to tune on")
+        graphs' merged top k holds `target_recall` of the exact top k, on the vectors sent, the recent searches
+        (`auto` once MIN_SEARCHES are kept) or stored points (each leaving itself out). `apply` sets it on every
+        copy."""
+        with self._recent_lock:
+            recent = list(self._recent)
+        if source == "searches" and not recent:
+            raise InvalidInput(f"collection '{self.name}' has no recent unfiltered graph searches to tune on")
         deadline = time.monotonic() + GRAPH_WAIT_S
         while any(c["index_state"] != "ready" for c in self.copies_state() if c["fresh"]):
             if time.monotonic() > deadline:
@@ -645,6 +663,9 @@ class ShardedCollection:
             )
         if vectors is not None:
             kind, qs, own = "given", prepare_vectors(self.config, vectors, len(vectors)), None
+        elif source == "searches" or (source == "auto" and len(recent) >= MIN_SEARCHES):
+            chosen = np.random.default_rng(seed).choice(len(recent), size=min(queries, len(recent)), replace=False)
+            kind, qs, own = "searches", np.stack([recent[i] for i in chosen]), None
         else:
             drawn = self._read_all("sample", lambda s: (queries, seed + s), list(range(self.layout.shards)))
             ids = [pid for s in sorted(drawn) for pid in drawn[s][0]]

@@ -171,7 +171,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     _load(client, "plain", _points(50))
     vector = [0.1] * DIM
     for method, path, body in [
-        ("post", "/collections/plain/tune", {"target_recall": 0.9, "source": "searches"}),
         ("post", "/collections/plain/embedder/finetune", {}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour", "mmr": {"lambda": 0.5}}),
     ]:
@@ -389,6 +388,10 @@ def test_tune_picks_an_ef_for_the_merged_graphs_and_applies_it_to_every_copy(
     pairs = zip(graph, truth, strict=True)
     found = sum(len({h["id"] for h in g["results"]} & {h["id"] for h in t["results"]}) for g, t in pairs)
     assert abs(found / (10 * len(queries)) - recall) <= 0.02 and given["query_source"] == "given"
+    # the searches it served (unfiltered graph searches, 40 above and 20 more): auto tunes on them past 50
+    _search(client, "tuned", clustered(20, DIM, seed=22))
+    recent = client.post("/collections/tuned/tune", json={"target_recall": 0.9, "k": 10, "apply": False}).json()
+    assert recent["query_source"] == "searches" and recent["queries"] == 60 and recent["reached"], recent
     client.delete("/collections/tuned")
 
 
