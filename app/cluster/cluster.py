@@ -13,6 +13,8 @@ import json
 import logging
 import shutil
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ class Cluster:
         self._collections: dict[str, ShardedCollection] = {}
         self._mutex = threading.Lock()
         self._stop = threading.Event()
+        self._gone_since: dict[str, float] = {}  # node label → when the repair loop first saw it gone
         self._repairer = threading.Thread(target=self._repair_loop, name="umbrella-shard-repair", daemon=True)
 
     def open(self) -> None:
@@ -103,42 +106,73 @@ class Cluster:
 
     def _attach(self, config: CollectionConfig, layout: Layout) -> ShardedCollection:
         """Start (or find) the copies of every shard on their nodes and learn where each shard stands."""
-        actor = self._ray.remote(concurrency_groups={"read": READERS_PER_COPY})(ShardCopy)
-        stored = {**config.to_json(), "embedder": None, "store_source": config.store_source}  # copies never embed
-        settings = self.settings.model_dump(mode="json", exclude={"api_key", "read_only_api_key", "ray_address"})
         copies = [
-            [
-                actor.options(
-                    name=str(self._copy_folder(config.name, shard, copy)),  # one name per server and copy
-                    namespace=NAMESPACE,
-                    lifetime="detached",
-                    get_if_exists=True,
-                    max_restarts=-1,  # whenever its node is back
-                    max_task_retries=0,  # a write is never applied twice behind the router's back
-                    num_cpus=0,  # copies share their node's cores; they do not reserve one each
-                    max_concurrency=1,
-                    **scheduling(label),
-                ).remote(str(self._copy_folder(config.name, shard, copy)), stored, settings)
-                for copy, label in enumerate(labels)
-            ]
+            [self._start_copy(config, layout, shard, copy, label) for copy, label in enumerate(labels)]
             for shard, labels in enumerate(layout.nodes)
         ]
         embedder = self.embedders.get(config.embedder) if config.embedder else None
         collection = ShardedCollection(
-            config,
-            layout,
-            copies,
-            embedder,
-            self.settings,
-            self.root / config.name,
-            lambda changed: self._save(changed, layout),
-            self.parts,
+            config, layout, copies, embedder, self.settings, self.root / config.name, self._save, self.parts
         )
         collection.start()
         return collection
 
-    def _copy_folder(self, name: str, shard: int, copy: int) -> Path:
-        return Path(self.settings.data_dir).resolve() / COPIES_DIR / name / f"shard-{shard}-copy-{copy}"
+    def _start_copy(self, config: CollectionConfig, layout: Layout, shard: int, copy: int, label: str) -> Any:
+        """The actor of one copy on the node `label` (found again if it runs already: named after its folder)."""
+        actor = self._ray.remote(concurrency_groups={"read": READERS_PER_COPY})(ShardCopy)
+        stored = {**config.to_json(), "embedder": None, "store_source": config.store_source}  # copies never embed
+        settings = self.settings.model_dump(mode="json", exclude={"api_key", "read_only_api_key", "ray_address"})
+        folder = str(self._copy_folder(config.name, shard, copy, layout.generation(shard, copy)))
+        return actor.options(
+            name=folder,  # one name per server and copy
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,  # whenever its node is back
+            max_task_retries=0,  # a write is never applied twice behind the router's back
+            num_cpus=0,  # copies share their node's cores; they do not reserve one each
+            max_concurrency=1,
+            **scheduling(label),
+        ).remote(folder, stored, settings)
+
+    def _copy_folder(self, name: str, shard: int, copy: int, generation: int = 0) -> Path:
+        made_again = f"-g{generation}" if generation else ""  # a copy made again elsewhere gets a name of its own
+        return Path(self.settings.data_dir).resolve() / COPIES_DIR / name / f"shard-{shard}-copy-{copy}{made_again}"
+
+    # ---- copies of nodes gone for good ---------------------------------------------------------------
+    def _gone_for_good(self) -> tuple[set[str], set[str]]:
+        """(labels of nodes gone for longer than shard_replace_after_s, labels of the nodes alive)."""
+        alive = {n.label for n in map(node_of, self._ray.nodes()) if n.alive}
+        held = {label for c in self._collections.values() for labels in c.layout.nodes for label in labels}
+        now = time.monotonic()
+        for label in held - alive:
+            self._gone_since.setdefault(label, now)
+        for label in set(self._gone_since) - (held - alive):
+            del self._gone_since[label]
+        after = self.settings.shard_replace_after_s
+        return {label for label, since in self._gone_since.items() if after and now - since >= after}, alive
+
+    def _re_place(self) -> None:
+        """Make the copies on nodes gone for good again on alive nodes that hold no copy of the same shard (the
+        least loaded first), filled from the surviving copies; then end the old copies for good."""
+        gone, alive = self._gone_for_good()
+        if not gone:
+            return
+        for collection in list(self._collections.values()):
+            for shard, labels in enumerate(collection.layout.nodes):
+                for copy, label in enumerate(labels):
+                    if label not in gone:
+                        continue
+                    load = Counter(n for c in self._collections.values() for ls in c.layout.nodes for n in ls)
+                    free = sorted(alive - set(collection.layout.nodes[shard]), key=lambda n: (load[n], n))
+                    if not free:
+                        log.warning("copy %d of shard %d of %s: its node %s is gone and no other node is free",
+                                    copy, shard, collection.name, label)  # fmt: skip
+                        continue
+                    moved = collection.layout.moved(shard, copy, free[0])
+                    handle = self._start_copy(collection.config, moved, shard, copy, free[0])
+                    old = collection.re_place(shard, copy, handle, free[0])
+                    self._ray.kill(old, no_restart=True)
 
     def drop(self, name: str) -> None:
         """Stop the copies for good and delete their folders (a node that is away keeps its folder until it is
@@ -167,6 +201,10 @@ class Cluster:
 
     def _repair_loop(self) -> None:
         while not self._stop.wait(REPAIR_EVERY_S):
+            try:
+                self._re_place()
+            except Exception:  # a node that cannot take a copy now: the next round tries again
+                log.exception("making the copies of a lost node again failed")
             for collection in list(self._collections.values()):
                 try:
                     collection.repair()

@@ -59,13 +59,31 @@ class Layout:
     replicas: int
     write_quorum: int
     nodes: tuple[tuple[str, ...], ...]  # the node label of each copy, shard by shard
+    generations: tuple[tuple[int, ...], ...] = ()  # how often each copy was made again elsewhere (none: all 0)
+
+    def generation(self, shard: int, copy: int) -> int:
+        return self.generations[shard][copy] if self.generations else 0
+
+    def moved(self, shard: int, copy: int, label: str) -> Layout:
+        """This layout with one copy made again on the node `label`."""
+        nodes = [list(copies) for copies in self.nodes]
+        generations = [[self.generation(s, c) for c in range(len(copies))] for s, copies in enumerate(self.nodes)]
+        nodes[shard][copy] = label
+        generations[shard][copy] += 1
+        return replace(self, nodes=tuple(map(tuple, nodes)), generations=tuple(map(tuple, generations)))
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "nodes": [list(copies) for copies in self.nodes]}
+        return {
+            **self.__dict__,
+            "nodes": [list(copies) for copies in self.nodes],
+            "generations": [list(g) for g in self.generations],
+        }
 
     @classmethod
     def from_json(cls, stored: dict[str, Any]) -> Layout:
-        return cls(stored["shards"], stored["replicas"], stored["write_quorum"], tuple(map(tuple, stored["nodes"])))
+        nodes = tuple(map(tuple, stored["nodes"]))
+        generations = tuple(map(tuple, stored.get("generations") or ()))
+        return cls(stored["shards"], stored["replicas"], stored["write_quorum"], nodes, generations)
 
 
 class Shard:
@@ -99,7 +117,7 @@ class ShardedCollection:
         embedder: Embedder | None,
         settings: Settings,
         folder: Path,
-        keep: Callable[[CollectionConfig], None] = lambda _config: None,
+        keep: Callable[[CollectionConfig, Layout], None] = lambda _config, _layout: None,
         parts: tuple[Callable[[Any], Any], ...] = (),
     ) -> None:
         """`folder`: this collection's own folder on the router's disk (its events, its ranker); `parts`: made
@@ -111,7 +129,7 @@ class ShardedCollection:
         self._unreachable = (RayActorError, GetTimeoutError, ObjectLostError, WorkerCrashedError)
         self.config, self.layout, self.embedder, self.settings, self.folder = config, layout, embedder, settings, folder
         self.shards = [Shard(i, handles) for i, handles in enumerate(copies)]
-        self._keep = keep  # stores a changed config (the cluster's spec file), so a restart finds it
+        self._keep = keep  # stores a changed config or layout (the cluster's spec file), so a restart finds it
         self._checks = PayloadIndex(config.payload_indexes)  # the copies check too; a batch must pass everywhere
         folder.mkdir(parents=True, exist_ok=True)
         self._log = PointStore(folder / EVENTS_FILE, durable=settings.durability == "fsync")
@@ -695,7 +713,7 @@ class ShardedCollection:
                     except self._unreachable:
                         self._lost(shard, copy)
             self.config = replace(self.config, ef=report.chosen_ef)
-            self._keep(self.config)
+            self._keep(self.config, self.layout)
             report.applied = True
         return report
 
@@ -857,7 +875,7 @@ class ShardedCollection:
                 except self._unreachable:
                     self._lost(shard, c)
             self.config, self._checks = config, PayloadIndex(config.payload_indexes)
-            self._keep(config)
+            self._keep(config, self.layout)
 
     def _configure(self, handle: Any, config: CollectionConfig) -> Any:
         return self._call(handle, "configure", config.payload_indexes, config.lexical)
@@ -878,6 +896,20 @@ class ShardedCollection:
                     continue
                 with shard.lock:
                     self._catch_up(shard, copy)
+
+    def re_place(self, shard_index: int, copy: int, handle: Any, label: str) -> Any:
+        """Put a new, empty copy on node `label` in place of one whose node is gone for good, fill it from a fresh
+        copy (every point: it starts from batch 0; the repair loop finishes it if that does not complete now) and
+        keep the new layout; returns the old copy's handle, for the caller to end."""
+        shard = self.shards[shard_index]
+        with shard.lock:
+            old, shard.copies[copy], shard.fresh[copy] = shard.copies[copy], handle, False
+            self.layout = self.layout.moved(shard_index, copy, label)
+            self._keep(self.config, self.layout)
+            self._catch_up(shard, copy)
+        log.info("copy %d of shard %d of %s made again on %s (fresh: %s)",
+                 copy, shard_index, self.name, label, shard.fresh[copy])  # fmt: skip
+        return old
 
     def _catch_up(self, shard: Shard, copy: int) -> None:
         source = next((c for c, ok in enumerate(shard.fresh) if ok), None)

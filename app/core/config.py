@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     shard_timeout_s: float = Field(
         10, gt=0, description="How long a sharded collection waits for one copy of a shard to answer."
     )
+    shard_replace_after_s: float = Field(
+        300,
+        ge=0,
+        description="How long a node may be gone before the copies it held are made again on other nodes from "
+        "the surviving copies; 0: never (wait for the node to return).",
+    )
 
     @model_validator(mode="after")
     def _keys_make_sense(self) -> Settings:

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cluster.placement import shard_of
+from app.main import create_app
 from tests.cluster.conftest import LocalCluster, ray
 from tests.conftest import clustered
 from tests.support.synthetic_shop import generate_shop
@@ -504,3 +505,34 @@ def test_payload_indexes_and_keyword_fields_change_on_every_copy(cluster_client:
     refused = client.post("/collections/fields/search", json={"text": "lamp", "mode": "lexical"})
     assert refused.status_code == 400, refused.text
     client.delete("/collections/fields")
+
+
+def test_the_copies_of_a_node_gone_for_good_are_made_again_elsewhere(
+    cluster_settings: Any, ray_cluster: LocalCluster
+) -> None:
+    """Two shards of two copies on three nodes; node b goes away and does not come back: after
+    UMBRELLA_SHARD_REPLACE_AFTER_S its copies are made again on the nodes that hold none of their shard, from the
+    surviving copies, and every point is in two copies again."""
+    settings = cluster_settings.model_copy(update={"shard_replace_after_s": 1.0})
+    with TestClient(create_app(settings)) as client:
+        _create(client, "moving", "cosine", shards=2, replicas=2)
+        points = _points(400, seed=14)
+        _load(client, "moving", points)
+        (before,) = client.get("/cluster").json()["collections"]
+        assert any("umbrella-b" in nodes for nodes in before["nodes"])
+        ray_cluster.kill("umbrella-b", [c["pid"] for c in before["copies"] if c["node"] == "umbrella-b"])
+        try:
+            _wait(lambda: not any("umbrella-b" in n for n in client.get("/cluster").json()["collections"][0]["nodes"]))
+            _wait_until_fresh(client)
+            (after,) = client.get("/cluster").json()["collections"]
+            assert all(len(set(nodes)) == 2 for nodes in after["nodes"])  # a shard's copies on different nodes
+            assert sum(g for gens in after["generations"] for g in gens) == sum(
+                "umbrella-b" in n for n in before["nodes"]
+            )
+            assert all(c["count"] == after["copies"][0]["count"] for c in after["copies"] if c["shard"] == 0)
+            assert sum(c["count"] for c in after["copies"]) == 2 * len(points)  # every point in two copies again
+            _load(client, "moving", _points(20, seed=15))  # writes reach both copies of each shard
+            assert {p["id"] for p in _scroll_all(client, "moving")} == {p["id"] for p in points}
+        finally:
+            ray_cluster.start("umbrella-b")  # the module's other tests want three nodes
+        client.delete("/collections/moving")
