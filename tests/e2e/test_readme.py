@@ -66,7 +66,7 @@ def test_every_block_of_the_readme_runs_top_to_bottom(server: ServerProcess, tmp
         outputs.setdefault(heading, []).append(done.stdout)
         ran += 1
     # a marker cannot quietly switch the README off: the four skipped are the two commands, Docker, CLIP weights
-    # and a Ray cluster (tests/docker and tests/cluster run those)
+    # and a Ray cluster (tests/docker and tests/cluster/test_readme_ray.py run those)
     assert ran >= 13 and skipped <= 4, (ran, skipped)
 
     _check_product_search("".join(outputs["Product search in five minutes"]))
