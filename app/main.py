@@ -28,7 +28,7 @@ from app.web import PAGE_PATHS, install_page
 VERSION = "0.1.0"
 # What each collection carries besides its points, attached when it opens and closed with it.
 PARTS: tuple[PartFactory, ...] = (RecallMonitor.attach, Personalization.attach, FineTuner.attach)
-SHARDED_PARTS = (Personalization.attach_to_shards,)  # a sharded collection's: its events live on the router
+SHARDED_PARTS = (Personalization.attach_to_shards, FineTuner.attach)  # a sharded collection's, on its router
 
 
 ROUTED = (health, collections, points, search, recommend, embedder, snapshots, metrics)

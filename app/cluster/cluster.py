@@ -22,6 +22,7 @@ from typing import Any
 from app.cluster.copy import ShardCopy
 from app.cluster.placement import node_of, place, scheduling
 from app.cluster.sharded import Layout, ShardedCollection
+from app.collections.layout import MODELS_DIR
 from app.collections.models import CollectionConfig
 from app.core.config import Settings
 from app.core.errors import CollectionExists, InvalidInput
@@ -110,9 +111,14 @@ class Cluster:
             [self._start_copy(config, layout, shard, copy, label) for copy, label in enumerate(labels)]
             for shard, labels in enumerate(layout.nodes)
         ]
-        embedder = self.embedders.get(config.embedder) if config.embedder else None
+        folder = self.root / config.name
+
+        def models(spec: dict[str, Any]) -> Any:  # a tuned version lives in the collection's folder on the router
+            return self.embedders.get(spec, folder / MODELS_DIR)
+
+        embedder = models(config.embedder) if config.embedder else None
         collection = ShardedCollection(
-            config, layout, copies, embedder, self.settings, self.root / config.name, self._save, self.parts
+            config, layout, copies, embedder, self.settings, folder, self._save, self.parts, models
         )
         collection.start()
         return collection

@@ -119,6 +119,23 @@ class ShardCopy:
     def set_default_ef(self, ef: int) -> None:
         self.collection.set_default_ef(ef)
 
+    def live_ids(self) -> tuple[int, list[PointId]]:
+        return self.collection.live_ids()
+
+    def ids_written_since(self, seq: int) -> list[str]:
+        """The keys of the points batches after `seq` wrote (a model switch embeds their texts again)."""
+        return self.collection.ids_written_since(seq)
+
+    def source_kinds(self, keys: list[str]) -> dict[str, str]:
+        return self.collection.source_kinds(keys)
+
+    def stored_sources(self, keys: list[str]) -> dict[str, Source]:
+        return self.collection.stored_sources(keys)
+
+    def replace_vectors(self, seq: int, ids: list[PointId], vectors: np.ndarray) -> int:
+        """New vectors for stored points (a switch of model), in one batch numbered `seq`."""
+        return self.collection.replace_vectors(dict(zip(ids, vectors, strict=True)), seq=seq)
+
     def configure(self, payload_indexes: dict[str, Any], lexical: dict[str, Any] | None) -> None:
         """Make this copy's payload indexes and keyword fields what the router's config says (each change built in
         the background, as on one node); nothing to do when they are already. Called in the write order."""

@@ -93,7 +93,7 @@ class Shard:
         self.index, self.copies = index, copies
         self.fresh = [False] * len(copies)
         self.seq: int | None = None  # unknown until a copy has answered
-        self.lock = threading.Lock()  # numbers batches and hands them to the copies in that order
+        self.lock = threading.RLock()  # numbers batches and hands them to the copies in that order
         self._turn = itertools.count()
 
     def readable(self, *, spread: bool = True) -> list[int]:
@@ -119,9 +119,11 @@ class ShardedCollection:
         folder: Path,
         keep: Callable[[CollectionConfig, Layout], None] = lambda _config, _layout: None,
         parts: tuple[Callable[[Any], Any], ...] = (),
+        models: Callable[[dict[str, Any]], Embedder] | None = None,
     ) -> None:
-        """`folder`: this collection's own folder on the router's disk (its events, its ranker); `parts`: made
-        for it once it is up (personalization), as the registry makes a single-node collection's."""
+        """`folder`: this collection's own folder on the router's disk (its events, ranker and tuned models);
+        `parts`: made for it once it is up (personalization, fine-tuning), as the registry makes a single-node
+        collection's; `models`: the embedder a spec names (a tuned version among this collection's models)."""
         import ray
         from ray.exceptions import GetTimeoutError, ObjectLostError, RayActorError, WorkerCrashedError
 
@@ -133,7 +135,7 @@ class ShardedCollection:
         self._checks = PayloadIndex(config.payload_indexes)  # the copies check too; a batch must pass everywhere
         folder.mkdir(parents=True, exist_ok=True)
         self._log = PointStore(folder / EVENTS_FILE, durable=settings.durability == "fsync")
-        self._make_parts, self._parts = parts, {}
+        self._make_parts, self._parts, self._models = parts, {}, models
         self._recent: deque[np.ndarray] = deque(maxlen=RECENT)  # unfiltered graph searches' vectors, for tune
         self._recent_lock = threading.Lock()
         self.closed = False
@@ -648,6 +650,61 @@ class ShardedCollection:
 
     def search_log(self) -> list[tuple[float, str, list[PointId]]]:
         return [(at, words, orjson.loads(shown)) for at, words, shown in self._log.search_log()]
+
+    # ---- a switch of model (fine-tuning's apply and rollback) ------------------------------------------
+    def embedder_for(self, spec: dict[str, Any]) -> Embedder:
+        if self._models is None:
+            raise InvalidInput(f"collection '{self.name}' cannot load another model")
+        return self._models(spec)
+
+    def live_ids(self) -> tuple[dict[int, int], list[PointId]]:
+        """(each shard's batch number, the id of every stored point as of it)."""
+        answers = self._read_all("live_ids", lambda s: (), list(range(self.layout.shards)))
+        return {s: seq for s, (seq, _) in answers.items()}, [pid for s in sorted(answers) for pid in answers[s][1]]
+
+    def source_kinds(self, keys: list[str]) -> dict[str, str]:
+        return self._by_key_shard("source_kinds", keys)
+
+    def stored_sources(self, keys: list[str]) -> dict[str, Source]:
+        return self._by_key_shard("stored_sources", keys)
+
+    def _by_key_shard(self, method: str, keys: list[str]) -> dict[str, Any]:
+        by_shard: dict[int, list[str]] = {}
+        for key in keys:
+            by_shard.setdefault(shard_of(orjson.loads(key), self.layout.shards), []).append(key)
+        answers = self._read_all(method, lambda s: (by_shard[s],), list(by_shard))
+        return {key: value for answer in answers.values() for key, value in answer.items()}
+
+    def switch_embedder(
+        self, spec: dict[str, Any], embedder: Embedder, vectors: dict[PointId, np.ndarray], as_of: dict[int, int]
+    ) -> int:
+        """As one node switches (Collection.switch_embedder), shard by shard: with every shard's writes waiting,
+        the texts written since `as_of` (each shard's batch number when the re-embedding read it) are embedded
+        again, each shard takes its new vectors in one batch (numbered as any write, so a copy that misses it
+        catches up), then the router embeds with the new model. A search in the moment between the shards'
+        batches may meet some shards on the new vectors and others not yet."""
+        if embedder.dim != self.config.dim:
+            raise InvalidInput(f"the new model makes {embedder.dim}-dimensional vectors, not {self.config.dim}")
+        everything = list(range(self.layout.shards))
+        with self._locked(everything):
+            vectors = dict(vectors)
+            since = [key for s in everything
+                     for key in self._read(self.shards[s], "ids_written_since", as_of[s], in_order=True)]  # fmt: skip
+            for key in since:
+                vectors.pop(orjson.loads(key), None)  # made from a source that has changed since
+            texts = [key for key, kind in self.source_kinds(since).items() if kind == "text"]
+            fresh = [(orjson.loads(k), data.decode()) for k, (_, data) in self.stored_sources(texts).items()]
+            if fresh:
+                vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
+            by_shard = self._by_shard(list(vectors))
+            ids = list(vectors)
+            self._write("replace_vectors", {
+                s: ([ids[i] for i in at], np.stack([vectors[ids[i]] for i in at]).astype(np.float32))
+                for s, at in by_shard.items()
+            })  # fmt: skip
+            self.embedder, self.config = embedder, replace(self.config, embedder=spec)
+            self._keep(self.config, self.layout)
+        return self._batch_number()
 
     # ---- tune -------------------------------------------------------------------------------------
     def tune(

@@ -447,8 +447,9 @@ class Collection:
     ) -> int:
         """Put another model of the same kind in place, with the vectors it made from the points' texts as of
         batch `as_of`: texts written since are embedded again here (writers wait for those few), points with no
-        source or a photo keep their vectors. The config and every new vector commit in one batch, so a crash leaves the
-        collection wholly on one model; the graph is rebuilt in the background while exact search answers."""
+        source or a photo keep their vectors. The config and every new vector commit in one batch, so a crash
+        leaves the collection wholly on one model; the graph is rebuilt in the background while exact search
+        answers."""
         if embedder.dim != self._config.dim:
             raise InvalidInput(f"the new model makes {embedder.dim}-dimensional vectors, not {self._config.dim}")
         with self._write_mutex:
@@ -461,25 +462,55 @@ class Collection:
             fresh = [(orjson.loads(k), data.decode()) for k, (_, data) in self._store.sources(texts).items()]
             if fresh:
                 vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
-            slot_of = self._table.slot_of
-            ids = [pid for pid in vectors if pid in slot_of]  # deleted meanwhile: gone
-            slots = np.asarray([slot_of[pid] for pid in ids], np.int64)
-            config = replace(self._config, embedder=spec)
-            stacked = np.asarray([vectors[pid] for pid in ids], np.float32).reshape(len(ids), embedder.dim)
-            matrix = prepare_vectors(config, stacked, len(ids))
-            payloads = self._table.payloads
-            rows = [
-                (orjson.dumps(pid).decode(), slot, vec.tobytes(), None if (p := payloads[slot]) is None else p.decode())
-                for pid, slot, vec in zip(ids, slots.tolist(), matrix, strict=True)
-            ]
-            seq = self._store.write_batch(rows, [], meta={"config": config.to_json()})
-            with self._rw.write():
-                if len(ids):
-                    self._table.exact.upsert(slots, matrix)
-                self._config, self.embedder = config, embedder
-                self.graph.rebuild()
-            self.graph.note_changes(len(ids))
+            seq = self._replace_vectors(vectors, replace(self._config, embedder=spec))
+            self.embedder = embedder
         return seq
+
+    def replace_vectors(self, vectors: dict[PointId, np.ndarray], *, seq: int | None = None) -> int:
+        """Give stored points new vectors, their payloads and sources as they are, in one batch (numbered `seq`
+        when a sharded collection's router numbers it); the graph is rebuilt in the background while exact
+        search answers. Points not stored (deleted meanwhile) are left out."""
+        with self._write_mutex:
+            self._view()
+            return self._replace_vectors(vectors, self._config, seq)
+
+    def _replace_vectors(
+        self, vectors: dict[PointId, np.ndarray], config: CollectionConfig, seq: int | None = None
+    ) -> int:
+        """Under the write mutex: new vectors and `config` committed in one batch, then put in memory."""
+        slot_of = self._table.slot_of
+        ids = [pid for pid in vectors if pid in slot_of]
+        slots = np.asarray([slot_of[pid] for pid in ids], np.int64)
+        stacked = np.asarray([vectors[pid] for pid in ids], np.float32).reshape(len(ids), config.dim)
+        matrix = prepare_vectors(config, stacked, len(ids))
+        payloads = self._table.payloads
+        rows = [
+            (orjson.dumps(pid).decode(), slot, vec.tobytes(), None if (p := payloads[slot]) is None else p.decode())
+            for pid, slot, vec in zip(ids, slots.tolist(), matrix, strict=True)
+        ]
+        seq = self._store.write_batch(rows, [], meta={"config": config.to_json()}, seq=seq)
+        with self._rw.write():
+            if len(ids):
+                self._table.exact.upsert(slots, matrix)
+            self._config = config
+            self.graph.rebuild()
+        self.graph.note_changes(len(ids))
+        return seq
+
+    def ids_written_since(self, seq: int) -> list[str]:
+        """The keys (ids as JSON) of the points that batches after `seq` wrote."""
+        return self._store.ids_written_since(seq)
+
+    def live_ids(self) -> tuple[int, list[PointId]]:
+        """(the last batch's number, the id of every stored point as of it)."""
+        with self.reading() as view:
+            return view.seq, view.ids(view.live_slots().tolist())
+
+    def found(self, ids: list[PointId], *, with_payload: bool, with_vector: bool) -> list[Point]:
+        """The stored points among the ids, in their order (the others left out, not an error)."""
+        with self.reading() as view:
+            slots = [slot for pid in ids if (slot := view.slot_of(pid)) is not None]
+            return view.points(slots, with_payload=with_payload, with_vector=with_vector)
 
     def embed(self, modality: Modality, items: list[Any], ids: list[PointId] | None = None) -> np.ndarray:
         """Vectors for texts, images or sequences by the collection's embedder; a bad item fails the call."""

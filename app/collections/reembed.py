@@ -26,13 +26,12 @@ def reembed(
     *,
     progress: Callable[[float], None] = lambda _: None,
     stopped: Callable[[], bool] = lambda: False,
-) -> int:
-    """Embed every point that has a text source with the model `spec` names, and switch to it; returns the batch's
-    sequence number. Points written meanwhile are embedded again at the switch; searches use the old model and
-    vectors until it."""
+) -> Any:
+    """Embed every point that has a text source with the model `spec` names, and switch to it; returns what the
+    switch returns (the batch's sequence number). Points written meanwhile are embedded again at the switch;
+    searches use the old model and vectors until it."""
     embedder = collection.embedder_for(spec)
-    with collection.reading() as view:
-        as_of, ids = view.seq, view.ids(view.live_slots().tolist())
+    as_of, ids = collection.live_ids()
     vectors: dict[PointId, np.ndarray] = {}
     for start in range(0, len(ids), CHUNK):
         if stopped():

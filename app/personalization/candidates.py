@@ -15,6 +15,7 @@ import orjson
 from app.collections.view import Catalog
 from app.embedding import tuning
 from app.personalization.feedback import FeedbackPair, Split, normalise, own_words
+from app.personalization.items import item_key
 from app.ranking.metrics import mrr_at_k, recall_at_k
 
 CATALOGUE_LIMIT = 20_000  # items the test queries are ranked against: every positive, then a sample of the rest
@@ -82,8 +83,7 @@ class ItemPhotos(Candidates):
 def gather(collection: Catalog, kind: str, split: Split) -> Candidates:
     """The candidates of a run: every item its pairs name, and up to CATALOGUE_LIMIT items to rank (the test pairs'
     items first, then a sample of the rest), of those kept with a source of `kind` (text, or image for CLIP)."""
-    with collection.reading() as view:
-        keys = [orjson.dumps(pid).decode() for pid in view.ids(view.live_slots().tolist())]
+    keys = [orjson.dumps(pid).decode() for pid in collection.live_ids()[1]]
     wanted = sorted({p.item for p in split.test})
     others = sorted(set(keys) - set(wanted))
     if len(others) + len(wanted) > CATALOGUE_LIMIT:
@@ -93,11 +93,9 @@ def gather(collection: Catalog, kind: str, split: Split) -> Candidates:
     if kind == "text":
         found = collection.stored_sources(needed)
         return ItemTexts({key: data.decode() for key, (kept, data) in found.items() if kept == "text"}, wanted + others)
-    photos = [key for key, kept in collection.source_kinds(needed).items() if kept == kind]
-    with collection.reading() as view:  # the vectors the image tower made; a point deleted meanwhile is left out
-        present = [(key, slot) for key in photos if (slot := view.slot_of(orjson.loads(key))) is not None]
-        stored = view.vectors(np.asarray([slot for _, slot in present], np.int64))
-    return ItemPhotos({key: stored[i] for i, (key, _) in enumerate(present)}, wanted + others)
+    photos = [orjson.loads(key) for key, kept in collection.source_kinds(needed).items() if kept == kind]
+    stored = collection.found(photos, with_payload=False, with_vector=True)  # the vectors the image tower made
+    return ItemPhotos({item_key(p.id): np.asarray(p.vector, np.float32) for p in stored}, wanted + others)
 
 
 def quality(model: Any, test: list[FeedbackPair], items: Candidates, own: list[tuple[str, str]]) -> dict[str, Any]:

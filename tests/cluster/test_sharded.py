@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cluster.placement import shard_of
+from app.demo.feedback import feedback_clicks, slang_names
 from app.main import create_app
 from tests.cluster.conftest import LocalCluster, ray
 from tests.conftest import clustered
@@ -172,7 +173,6 @@ def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_cli
     _load(client, "plain", _points(50))
     vector = [0.1] * DIM
     for method, path, body in [
-        ("post", "/collections/plain/embedder/finetune", {}),
         ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour", "mmr": {"lambda": 0.5}}),
     ]:
         answer = getattr(client, method)(path, **({} if body is None else {"json": body}))
@@ -536,3 +536,48 @@ def test_the_copies_of_a_node_gone_for_good_are_made_again_elsewhere(
         finally:
             ray_cluster.start("umbrella-b")  # the module's other tests want three nodes
         client.delete("/collections/moving")
+
+
+def test_fine_tuning_a_sharded_text_collection_switches_every_shard(
+    cluster_settings: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The router tunes the model on the feedback it keeps and the texts the shards keep, then re-embeds every
+    point from the shards' texts and gives each shard its new vectors in one batch; the slang finds its products
+    after the switch, and a rollback brings back the base vectors."""
+    from tests.personalization.test_finetune import FAST, ITEMS, build_models
+
+    settings = cluster_settings.model_copy(update={"models_dir": build_models(tmp_path_factory.mktemp("models"))})
+    red_backpacks = {i.id for i in ITEMS if (i.product.type, i.product.colour) == ("backpack", "red")}
+    words = f"crimson {slang_names()['backpack'][0]}"
+    with TestClient(create_app(settings)) as client:
+        body = {"embedder": {"kind": "text", "model": "tiny-text"}, "store_source": True, "shards": 2, "replicas": 2}
+        assert client.put("/collections/shop", json=body).status_code == 201
+        points = [{"id": i.id, "text": i.product.text} for i in ITEMS]
+        assert client.put("/collections/shop/points", json={"points": points}).status_code == 200
+        events = feedback_clicks(ITEMS, 300, now=time.time())
+        assert client.post("/collections/shop/events", json={"events": events}).json()["accepted"] == 300
+
+        def found() -> int:
+            hits = client.post("/collections/shop/search", json={"text": words, "k": 5}).json()["results"]
+            return sum(h["id"] in red_backpacks for h in hits)
+
+        def vector() -> list[float]:
+            got = client.post("/collections/shop/points/get", json={"ids": [3], "with_vector": True}).json()
+            return got["points"][0]["vector"]  # type: ignore[no-any-return]
+
+        before, base_vector = found(), vector()
+        assert client.post("/collections/shop/embedder/finetune", json=FAST).status_code == 202
+        _wait(lambda: client.get("/collections/shop/embedder/finetune").json()["state"] != "running")
+        report = client.get("/collections/shop/embedder/finetune").json()
+        assert report["state"] == "done" and report["metrics"]["tuned"]["mrr"] > report["metrics"]["base"]["mrr"] + 0.3
+        assert client.post("/collections/shop/embedder/finetune/apply").status_code == 202
+        _wait(lambda: client.get("/collections/shop/embedder").json()["switch"]["state"] != "running")
+        assert client.get("/collections/shop/embedder").json()["embedder"]["version"] == report["model"]["version"]
+        _wait_until_fresh(client)
+        assert found() > before and vector() != pytest.approx(base_vector, abs=1e-4)
+        copies = client.get("/cluster").json()["collections"][0]["copies"]
+        assert all(c["seq"] == next(o for o in copies if o["shard"] == c["shard"])["seq"] for c in copies)
+        assert client.post("/collections/shop/embedder/finetune/rollback").status_code == 202
+        _wait(lambda: client.get("/collections/shop/embedder").json()["switch"]["state"] != "running")
+        assert vector() == pytest.approx(base_vector, abs=1e-5)
+        client.delete("/collections/shop")

@@ -35,13 +35,17 @@ ITEMS = shop_items(120)
 FAST = {"learning_rates": [1e-3], "warmups": [0.0], "max_epochs": 6, "patience": 2, "batch_size": 32}
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("models")
+def build_models(folder: Path) -> Path:
+    """A tiny BERT that knows the demo shop's words (its slang included) and a tiny CLIP, in `folder`."""
     words = [w for pair in slang_names().values() for w in pair] + [w for s in COLOURS.values() for w in s]
     build_tiny_text(folder, [i.product.text for i in ITEMS] + words + [w for t in TYPES.values() for w in t[1]])
     build_tiny_clip(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_models(tmp_path_factory.mktemp("models"))
 
 
 @contextlib.contextmanager
