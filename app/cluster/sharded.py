@@ -38,7 +38,8 @@ from app.search.diversity import mmr_order
 from app.search.examples import Example, Strategy, average_target, best_scores, threshold
 from app.search.facets import Facets, added_up
 from app.search.fusion import fuse
-from app.search.models import Hit, Query, SearchResult
+from app.search.groups import group
+from app.search.models import Group, Hit, Query, SearchResult
 from app.search.queries import embed_queries
 from app.search.recall import RECENT
 from app.search.searcher import LEXICAL_DEPTH, resolve_mode
@@ -432,34 +433,33 @@ class ShardedCollection:
         """Every shard answers every query for its k; the k best of their hits are the answer. A hybrid query is
         asked as its two halves (dense, keywords), each merged over the shards and then fused here, since a
         shard's own fusion normalises over its own candidates and its scores do not compare with another's."""
-        for q in queries:
-            if q.group_by is not None and q.mmr is not None:
-                raise NotOnShards(f"collection '{self.name}' is sharded: MMR with group_by is not offered on it yet")
         asked = [self._by_vector(self._for_shards(q)) for q in embed_queries(self, queries)]
         hybrid = [resolve_mode(self.config, a) == "hybrid" for a in asked]
         self._remember([a for a, h in zip(asked, hybrid, strict=True) if not h])
-        if any(h and q.mmr is not None for q, h in zip(queries, hybrid, strict=True)):
-            raise NotOnShards(f"collection '{self.name}' is sharded: MMR over a hybrid search is not offered yet")
-        if any(h and q.group_by is not None for q, h in zip(queries, hybrid, strict=True)):
-            raise NotOnShards(f"collection '{self.name}' is sharded: group_by over a hybrid search is not offered yet")
-        asked = [asked_of_shards(a, q.id) if a.group_by else a for q, a in zip(queries, asked, strict=True)]
+        # group_by: exact over the shards' own groups for a plain ranking; over the merged candidates here when
+        # they are re-ranked first (fused, or MMR), as one node groups its re-ranked candidates
+        regrouped = [q.group_by is not None and (h or q.mmr is not None) for q, h in zip(queries, hybrid, strict=True)]
+        asked = [
+            _candidates_for_groups(a) if r else asked_of_shards(a, q.id) if a.group_by else a
+            for q, a, r in zip(queries, asked, regrouped, strict=True)
+        ]
         sent = [half for a, h in zip(asked, hybrid, strict=True) for half in (_halves(a) if h else [a])]
         every = not all(q.partial for q in queries)  # in a batch, one query that wants every shard decides
         answers = self._read_all("search", lambda s: (sent,), list(range(self.layout.shards)), every=every)
         if not answers:
             raise ShardUnavailable(f"no shard of '{self.name}' has a copy that answers", collection=self.name)
         partial, higher, at, results = len(answers) < self.layout.shards, self.config.metric != "l2", 0, []
-        for q, a, h in zip(queries, asked, hybrid, strict=True):
+        for q, a, h, r in zip(queries, asked, hybrid, regrouped, strict=True):
             parts = [[answers[s][at + i] for s in sorted(answers)] for i in range(2 if h else 1)]
             at += len(parts)
             if h:
                 result = self._fused(q, a, *parts)
-            elif q.group_by is not None:
+            elif q.group_by is not None and not r:
                 result = self._grouped(q, a, dict(zip(sorted(answers), parts[0], strict=True)), higher)
             else:
-                k = q.k if q.mmr is None else a.k - (q.id is not None)
+                k = a.k - (q.id is not None) if q.mmr is not None or r else q.k
                 result = self._diverse(merge(parts[0], k, higher, q.id), q, higher)
-            results.append(replace(result, partial=partial))
+            results.append(replace(_regroup(result, q) if r else result, partial=partial))
         return results
 
     def _remember(self, asked: list[Query]) -> None:
@@ -503,13 +503,10 @@ class ShardedCollection:
             a.fusion,
             higher,
         )
-        kept = [f for f in fused if q.score_threshold is None or f.score >= q.score_threshold][: q.k]
-        hits = [
-            replace(found[keys[f.slot]], score=f.score, dense=f.dense, lexical=f.lexical,
-                    vector=found[keys[f.slot]].vector if q.with_vector else None)
-            for f in kept
-        ]  # fmt: skip
-        return SearchResult(hits, dense.plan, dense.candidates, "hybrid")
+        kept = [f for f in fused if q.score_threshold is None or f.score >= q.score_threshold]
+        hits = [replace(found[keys[f.slot]], score=f.score, dense=f.dense, lexical=f.lexical) for f in kept]
+        result = SearchResult(hits if q.mmr or q.group_by else hits[: q.k], dense.plan, dense.candidates, "hybrid")
+        return self._diverse(result, q, True)  # fused scores: higher is better
 
     def _grouped(self, q: Query, a: Query, answers: dict[int, SearchResult], higher: bool) -> SearchResult:
         """The page of groups over the shards (app/cluster/groups.py): merged from each shard's own groups, then
@@ -547,15 +544,13 @@ class ShardedCollection:
 
     @staticmethod
     def _diverse(result: SearchResult, q: Query, higher: bool) -> SearchResult:
-        """The k hits MMR picks from the merged candidates (as one node picks from its own), or the hits."""
-        if q.mmr is None:
-            return result
-        hits = result.hits
-        picked = (
-            mmr_order([h.score for h in hits], np.stack([h.vector for h in hits]), q.mmr, q.k, higher) if hits else []
-        )
-        chosen = [replace(hits[i], vector=hits[i].vector if q.with_vector else None) for i in picked]
-        return replace(result, hits=chosen)
+        """The k hits MMR picks from the merged candidates (as one node picks from its own; all of them, in MMR's
+        order, when they are grouped next), or the hits; vectors only where the query asked for them."""
+        hits, k = result.hits, q.k if q.group_by is None else len(result.hits)
+        if q.mmr is not None and hits:
+            hits = [hits[i] for i in mmr_order([h.score for h in hits], np.stack([h.vector for h in hits]), q.mmr, k,
+                                               higher)]  # fmt: skip
+        return replace(result, hits=[h if q.with_vector else replace(h, vector=None) for h in hits])
 
     def recommend(
         self, positive: list[Example], negative: list[Example], strategy: Strategy, query: Query
@@ -989,6 +984,24 @@ class ShardedCollection:
         for part in self._parts.values():
             part.close()
         self._log.close()
+
+
+def _candidates_for_groups(a: Query) -> Query:
+    """A grouped query whose candidates are re-ranked here (fused or MMR) asks the shards for plain candidate lists
+    as wide as a node first reads for its groups, with the payloads the groups are made from."""
+    assert a.group_by is not None
+    g = a.group_by
+    return replace(a, group_by=None, with_payload=True, k=max(a.k, 4 * (g.offset + g.groups) * g.size))
+
+
+def _regroup(result: SearchResult, q: Query) -> SearchResult:
+    """The page of groups of re-ranked candidates (app/search/groups.group, as one node groups them)."""
+    assert q.group_by is not None
+    groups, more = group(result.hits, [h.payload_json for h in result.hits], q.group_by)
+    hits = [h if q.with_payload else replace(h, payload_json=None) for _, members in groups for h in members]
+    page = [Group(value, [h.id for h in members]) for value, members in groups]
+    wanted = q.group_by.offset + q.group_by.groups
+    return replace(result, hits=hits, groups=page, next_group_offset=wanted if more else None)
 
 
 def _slowest(states: Any) -> str:

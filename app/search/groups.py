@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from app.collections.view import ReadView
 from app.index.scan import lookup, scalars
-from app.search.fusion import Fused
 from app.search.models import Grouping
 
+T = TypeVar("T")
 
-def group(view: ReadView, ranked: Sequence[Fused], grouping: Grouping) -> tuple[list[tuple[Any, list[Fused]]], bool]:
-    """Groups in the order of their best hit, each with up to `size` hits best first, after skipping `offset`
-    groups; and whether a group beyond the page was seen (so another page exists). Points without the field
-    belong to no group; a point whose field is a list joins the group of each item."""
-    groups: dict[Any, list[Fused]] = {}
+
+def group(
+    ranked: Sequence[T], payloads: Sequence[bytes | None], grouping: Grouping
+) -> tuple[list[tuple[Any, list[T]]], bool]:
+    """Groups of the ranked hits (each with its stored payload) in the order of their best hit, each with up to
+    `size` hits best first, after skipping `offset` groups; and whether a group beyond the page was seen (so
+    another page exists). Points without the field belong to no group; a point whose field is a list joins the
+    group of each item."""
+    groups: dict[Any, list[T]] = {}
     wanted = grouping.offset + grouping.groups
     more = False
-    for hit, raw in zip(ranked, view.payloads([h.slot for h in ranked]), strict=True):
+    for hit, raw in zip(ranked, payloads, strict=True):
         for key in scalars(lookup(orjson.loads(raw), grouping.key) if raw else None):
             # 1 and True are equal as dict keys: the key's type keeps them apart
             members = groups.get((type(key).__name__, key))

@@ -219,7 +219,7 @@ def _grouped(view: ReadView, p: _Planned, grouping: Grouping, monitor: RecallMon
         ranked, plan = _ranked(view, p, monitor)
         if p.query.mmr is not None:
             ranked = mmr(view, ranked, p.query.mmr, len(ranked), _higher(view, p))
-        groups, more = group(view, ranked, grouping)
+        groups, more = group(ranked, view.payloads([f.slot for f in ranked]), grouping)
         if more or p.k >= p.candidates:  # a group past the page was seen (so the page is full), or all was
             break
         p = replace(p, k=min(2 * p.k, p.candidates))

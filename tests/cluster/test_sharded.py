@@ -167,20 +167,6 @@ def test_points_api_on_a_sharded_collection(cluster_client: TestClient) -> None:
     client.delete("/collections/shop")
 
 
-def test_what_a_sharded_collection_does_not_offer_yet_is_a_clear_400(cluster_client: TestClient) -> None:
-    client = cluster_client
-    _create(client, "plain", "cosine", shards=2, replicas=1)
-    _load(client, "plain", _points(50))
-    vector = [0.1] * DIM
-    for method, path, body in [
-        ("post", "/collections/plain/search", {"vector": vector, "group_by": "colour", "mmr": {"lambda": 0.5}}),
-    ]:
-        answer = getattr(client, method)(path, **({} if body is None else {"json": body}))
-        assert answer.status_code == 400, (path, answer.status_code, answer.text)
-        assert answer.json()["error"]["code"] == "not_on_shards", (path, answer.text)
-    client.delete("/collections/plain")
-
-
 def test_sharding_without_a_cluster_is_refused(client: TestClient) -> None:
     answer = client.put("/collections/c", json={"dim": 4, "shards": 2})
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "not_on_shards"
@@ -362,6 +348,20 @@ def test_keyword_and_hybrid_search_over_shards_find_a_product_code(cluster_clien
     assert found["mode"] == "hybrid" and got[0] == want[0] == target["id"] and points[5]["id"] in got
     # BM25 weighs each word by the points of its own shard that hold it: close to one node's order, not equal
     assert len(set(got) & set(want)) >= 4, (got, want)
+    # re-ranked, then grouped: MMR over the fused candidates, groups of them, both
+    for extra in ({"mmr": {"lambda": 0.5}}, {"group_by": "colour", "groups": 3, "group_size": 2},
+                  {"mmr": {"lambda": 0.5}, "group_by": "colour", "groups": 3}):  # fmt: skip
+        found = client.post("/collections/codes/search", json={**hybrid, **extra}).json()
+        truth = client.post("/collections/alone/search", json={**hybrid, **extra}).json()
+        assert found["mode"] == "hybrid" and found["results"][0]["id"] == truth["results"][0]["id"] == target["id"]
+        if "group_by" in extra:
+            assert [g["value"] for g in found["groups"]][:1] == [g["value"] for g in truth["groups"]][:1]
+            assert len(found["groups"]) == extra["groups"] and "payload" in found["results"][0]
+        else:
+            assert (
+                len(found["results"]) == 5
+                and len({h["id"] for h in found["results"]} & {h["id"] for h in truth["results"]}) >= 3
+            )
     for name in ("codes", "alone"):
         client.delete(f"/collections/{name}")
 
@@ -460,6 +460,9 @@ def test_group_by_over_shards_equals_one_node(cluster_client: TestClient) -> Non
             assert got["next_group_offset"] == want["next_group_offset"]
             np.testing.assert_allclose([h["score"] for h in got["results"]], [h["score"] for h in want["results"]],
                                        rtol=1e-5, atol=1e-6)  # fmt: skip
+    diverse = {"group_by": "brand", "groups": 4, "group_size": 2, "exact": True, "mmr": {"lambda": 0.5}}
+    one, spread = (_search(client, name, queries, **diverse) for name in ("one", "spread"))
+    assert [r["groups"] for r in spread] == [r["groups"] for r in one]  # MMR over the same candidates, then groups
     like = {"id": points[5]["id"], "group_by": "brand", "groups": 3, "group_size": 2, "exact": True}
     one, spread = (client.post(f"/collections/{name}/search", json=like).json() for name in ("one", "spread"))
     assert spread["groups"] == one["groups"] and points[5]["id"] not in [h["id"] for h in spread["results"]]
