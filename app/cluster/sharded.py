@@ -550,7 +550,9 @@ class ShardedCollection:
         if q.mmr is not None and hits:
             hits = [hits[i] for i in mmr_order([h.score for h in hits], np.stack([h.vector for h in hits]), q.mmr, k,
                                                higher)]  # fmt: skip
-        return replace(result, hits=[h if q.with_vector else replace(h, vector=None) for h in hits])
+        if not q.with_vector and any(h.vector is not None for h in hits):  # asked of the shards for MMR only
+            hits = [replace(h, vector=None) for h in hits]
+        return replace(result, hits=hits)
 
     def recommend(
         self, positive: list[Example], negative: list[Example], strategy: Strategy, query: Query
