@@ -55,7 +55,8 @@ def _resident_bytes() -> int | None:
 def _collection_lines(registry: CollectionRegistry) -> list[str]:
     rows: dict[str, dict[str, float]] = {}
     failures: list[str] = []
-    for name, state in registry.readiness().items():
+    sharded = {name: "ready" for name in (registry.sharded.names() if registry.sharded is not None else [])}
+    for name, state in {**registry.readiness(), **sharded}.items():
         try:
             collection = registry.get(name)
             info = stats(collection)

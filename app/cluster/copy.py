@@ -160,6 +160,7 @@ class ShardCopy:
             "payload_index_builds": info["payload_index_builds"],
             "payload_indexes": info["payload_indexes"],
             "lexical": info["lexical"],
+            "failures": self.collection.failures,
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
         }

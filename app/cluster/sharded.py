@@ -864,10 +864,19 @@ class ShardedCollection:
                     "payload_indexes": state.get("payload_indexes"),
                     "payload_index_builds": state.get("payload_index_builds"),
                     "lexical": state.get("lexical"),
+                    "failures": state.get("failures") or {},
                     "node_id": state.get("node_id"),
                     "pid": state.get("pid"),
                 })  # fmt: skip
         return out
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """Failures of the copies' background work (graph build, checkpoint), added up (for /metrics)."""
+        out: Counter[str] = Counter({"build": 0, "checkpoint": 0})
+        for copy in self.copies_state():
+            out.update(copy["failures"])
+        return dict(out)
 
     def info(self) -> dict[str, Any]:
         copies = self.copies_state()

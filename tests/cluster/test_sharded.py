@@ -164,6 +164,9 @@ def test_points_api_on_a_sharded_collection(cluster_client: TestClient) -> None:
     assert left == len(points) - blue - sum(p["payload"]["colour"] != "blue" for p in points[:2])
     info = client.get("/collections/shop").json()
     assert (info["shards"], info["replicas"], info["write_quorum"], info["count"]) == (3, 2, 2, left)
+    metrics = client.get("/metrics").text  # a sharded collection is on the scrape too
+    assert f'umbrella_collection_points{{collection="shop"}} {left}' in metrics
+    assert 'umbrella_background_failures_total{collection="shop",task="build"} 0' in metrics
     client.delete("/collections/shop")
 
 
