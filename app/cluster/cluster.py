@@ -50,6 +50,7 @@ class Cluster:
         if not ray.is_initialized():
             ray.init(address=settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
         self.root = Path(settings.data_dir) / SPEC_DIR
+        self._copy_actor = ray.remote(concurrency_groups={"read": READERS_PER_COPY})(ShardCopy)
         self._collections: dict[str, ShardedCollection] = {}
         self._mutex = threading.Lock()
         self._stop = threading.Event()
@@ -125,11 +126,10 @@ class Cluster:
 
     def _start_copy(self, config: CollectionConfig, layout: Layout, shard: int, copy: int, label: str) -> Any:
         """The actor of one copy on the node `label` (found again if it runs already: named after its folder)."""
-        actor = self._ray.remote(concurrency_groups={"read": READERS_PER_COPY})(ShardCopy)
         stored = {**config.to_json(), "embedder": None, "store_source": config.store_source}  # copies never embed
         settings = self.settings.model_dump(mode="json", exclude={"api_key", "read_only_api_key", "ray_address"})
         folder = str(self._copy_folder(config.name, shard, copy, layout.generation(shard, copy)))
-        return actor.options(
+        return self._copy_actor.options(
             name=folder,  # one name per server and copy
             namespace=NAMESPACE,
             lifetime="detached",

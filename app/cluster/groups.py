@@ -46,7 +46,6 @@ class Merged:
 
     grouping: Grouping
     higher: bool
-    example: bytes | None
     values: dict[GroupKey, Any] = field(default_factory=dict)
     hits: dict[GroupKey, dict[bytes, Hit]] = field(default_factory=dict)
     listed: dict[int, set[GroupKey]] = field(default_factory=dict)  # the groups each shard returned
@@ -67,9 +66,8 @@ class Merged:
 
     def _keep(self, key: GroupKey, hits: list[Hit]) -> None:
         found = self.hits.setdefault(key, {})
-        for hit in hits:
-            if orjson.dumps(hit.id) != self.example:
-                found.setdefault(orjson.dumps(hit.id), hit)
+        for hit in hits:  # the example of more-like-this is not among them: the shards were asked without it
+            found.setdefault(orjson.dumps(hit.id), hit)
 
     def _order(self, hits: dict[bytes, Hit]) -> list[Hit]:
         return sorted(hits.values(), key=lambda h: (-h.score if self.higher else h.score, orjson.dumps(h.id)))

@@ -29,11 +29,12 @@ from app.cluster.groups import Merged, asked_of_shards, fill_queries
 from app.cluster.placement import shard_of
 from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
+from app.collections.reembed import brought_up_to_date
 from app.collections.view import EventRow, QueriedEvent, WouldBlock, prepare_vectors
 from app.core.config import Settings
 from app.core.errors import InvalidInput, NotOnShards, NotReady, PointNotFound, ShardUnavailable, UmbrellaError
 from app.embedding.base import Embedder, Modality
-from app.index.payload import PayloadIndex
+from app.index.payload import FieldType, PayloadIndex
 from app.search.diversity import mmr_order
 from app.search.examples import Example, Strategy, average_target, best_scores, threshold
 from app.search.facets import Facets, added_up
@@ -175,11 +176,7 @@ class ShardedCollection:
         """Learn each shard's last batch from its copies (those that hold it are fresh), then make the parts."""
         for shard in self.shards:
             self._learn(shard)
-            for c in [c for c, fresh in enumerate(shard.fresh) if fresh]:  # a change cut short by a stop
-                try:
-                    self._get(self._configure(shard.copies[c], self.config))
-                except self._unreachable:
-                    self._lost(shard, c)
+        self._configure_fresh(self.config)  # a change of fields cut short by a stop
         self._attach_parts()
 
     def _attach_parts(self) -> None:
@@ -351,7 +348,7 @@ class ShardedCollection:
         return self.upsert([p.id for p in points], vectors, [p.payload for p in points], sources)
 
     def delete(self, ids: list[PointId]) -> tuple[int, int]:
-        answers = self._write("delete", {s: ([ids[i] for i in at],) for s, at in self._by_shard(ids).items()})
+        answers = self._write("delete", {s: (held,) for s, held in self._ids_by_shard(ids).items()})
         return sum(count for count, _ in answers.values()), self._batch_number()
 
     def delete_by_filter(self, flt: dict[str, Any]) -> tuple[int, int]:
@@ -364,6 +361,9 @@ class ShardedCollection:
         for i, pid in enumerate(ids):
             rows.setdefault(shard_of(pid, self.layout.shards), []).append(i)
         return rows
+
+    def _ids_by_shard(self, ids: list[PointId]) -> dict[int, list[PointId]]:
+        return {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
 
     def _batch_number(self) -> int:
         """A write's number for the client: the sum of the shards' last batch numbers, which only grows."""
@@ -387,13 +387,13 @@ class ShardedCollection:
         self, ids: list[PointId], *, with_payload: bool, with_vector: bool, with_source: bool = False
     ) -> list[Point]:
         """The stored points among the ids, in no set order; each shard that holds some is asked once."""
-        by_shard = {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
+        by_shard = self._ids_by_shard(ids)
         answers = self._read_all("get", lambda s: (by_shard[s], with_payload, with_vector, with_source), list(by_shard))
         return [p for points in answers.values() for p in points]
 
     def matching(self, ids: list[PointId], flt: dict[str, Any]) -> list[PointId]:
         """The stored points among the ids that pass the filter."""
-        by_shard = {s: [ids[i] for i in at] for s, at in self._by_shard(ids).items()}
+        by_shard = self._ids_by_shard(ids)
         answers = self._read_all("matching", lambda s: (by_shard[s], flt), list(by_shard))
         return [pid for held in answers.values() for pid in held]
 
@@ -514,7 +514,7 @@ class ShardedCollection:
         assert q.group_by is not None
         first = next(iter(answers.values()))
         higher = higher or first.mode != "dense"
-        merged = Merged(q.group_by, higher, None if q.id is None else orjson.dumps(q.id))
+        merged = Merged(q.group_by, higher)
         for s, answer in answers.items():
             merged.add(s, answer)
         page = merged.page()
@@ -642,11 +642,10 @@ class ShardedCollection:
         return self._log.queried_events()
 
     def log_searches(self, searches: list[tuple[str, list[PointId]]]) -> None:
-        now = time.time()
-        self._log.log_searches([(now, words, orjson.dumps(shown).decode()) for words, shown in searches])
+        self._log.log_searches(searches, time.time())
 
     def search_log(self) -> list[tuple[float, str, list[PointId]]]:
-        return [(at, words, orjson.loads(shown)) for at, words, shown in self._log.search_log()]
+        return self._log.search_log()
 
     # ---- a switch of model (fine-tuning's apply and rollback) ------------------------------------------
     def embedder_for(self, spec: dict[str, Any]) -> Embedder:
@@ -684,20 +683,12 @@ class ShardedCollection:
             raise InvalidInput(f"the new model makes {embedder.dim}-dimensional vectors, not {self.config.dim}")
         everything = list(range(self.layout.shards))
         with self._locked(everything):
-            vectors = dict(vectors)
             since = [key for s in everything
                      for key in self._read(self.shards[s], "ids_written_since", as_of[s], in_order=True)]  # fmt: skip
-            for key in since:
-                vectors.pop(orjson.loads(key), None)  # made from a source that has changed since
-            texts = [key for key, kind in self.source_kinds(since).items() if kind == "text"]
-            fresh = [(orjson.loads(k), data.decode()) for k, (_, data) in self.stored_sources(texts).items()]
-            if fresh:
-                vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
-            by_shard = self._by_shard(list(vectors))
-            ids = list(vectors)
+            vectors = brought_up_to_date(vectors, since, self.source_kinds, self.stored_sources, embedder)
             self._write("replace_vectors", {
-                s: ([ids[i] for i in at], np.stack([vectors[ids[i]] for i in at]).astype(np.float32))
-                for s, at in by_shard.items()
+                s: (held, np.stack([vectors[pid] for pid in held]).astype(np.float32))
+                for s, held in self._ids_by_shard(list(vectors)).items()
             })  # fmt: skip
             self.embedder, self.config = embedder, replace(self.config, embedder=spec)
             self._keep(self.config, self.layout)
@@ -801,9 +792,9 @@ class ShardedCollection:
                     ]
                     store.write_batch(rows, [], sources if self.config.store_source else None)
                     slot += len(chunk)
+            store.take_log(self._log.path)
         finally:
             store.close()
-        copy_log(self._log.path, dest)
         single_file(dest)
         return seq, slot, self.config
 
@@ -831,10 +822,7 @@ class ShardedCollection:
                 )
         finally:
             store.close()
-        self._log.close()
-        clear_log(self._log.path)
-        copy_log(db, self._log.path)
-        self._log = PointStore(self._log.path, durable=self.settings.durability == "fsync")
+        self._log.take_log(db, replace=True)
         self._attach_parts()  # profiles and ranker made again from the snapshot's events
         return self
 
@@ -902,43 +890,36 @@ class ShardedCollection:
         }
 
     # ---- changes of payload indexes and keyword fields ---------------------------------------------
-    def index_field(self, key: str, kind: str) -> None:
+    def index_field(self, key: str, kind: FieldType) -> None:
         """Index a payload field on every copy (each builds it from its points in the background)."""
         if self.config.payload_indexes.get(key) == kind:
             return
-        self._refuse_if_recommendation_field(key, "retyped")
-        self._reconfigure(replace(self.config, payload_indexes={**self.config.payload_indexes, key: kind}))
+        self._reconfigure(self.config.with_index(key, kind))
 
     def drop_field_index(self, key: str) -> None:
-        self._refuse_if_recommendation_field(key, "dropped")
-        if key not in self.config.payload_indexes:
-            raise InvalidInput(f"payload field '{key}' has no index", field=key)
-        indexes = {k: v for k, v in self.config.payload_indexes.items() if k != key}
-        self._reconfigure(replace(self.config, payload_indexes=indexes))
+        self._reconfigure(self.config.without_index(key))
 
     def set_lexical(self, lexical: dict[str, Any] | None) -> None:
         """Keep a keyword index on these fields in every copy (None: none); each rewrites its points' words."""
         self._reconfigure(replace(self.config, lexical=lexical))
 
-    def _refuse_if_recommendation_field(self, key: str, change: str) -> None:
-        rec = self.config.recommendation
-        if key in (rec.get("category_field"), rec.get("price_field")):
-            raise InvalidInput(f"payload index '{key}' feeds the recommendation settings: it cannot be {change}")
-
     def _reconfigure(self, config: CollectionConfig) -> None:
         """Send a changed config to every copy that holds every batch, in the write order (writes wait), then keep
         it; a copy that does not take it is behind, and gets it when it catches up (`_configure`)."""
-        everything = list(range(self.layout.shards))
-        with self._locked(everything):
-            sent = [(shard, c, self._configure(shard.copies[c], config)) for shard in self.shards
-                    for c in range(len(shard.copies)) if shard.fresh[c]]  # fmt: skip
-            for shard, c, ref in sent:
-                try:
-                    self._get(ref)
-                except self._unreachable:
-                    self._lost(shard, c)
+        with self._locked(list(range(self.layout.shards))):
+            self._configure_fresh(config)
             self.config, self._checks = config, PayloadIndex(config.payload_indexes)
             self._keep(config, self.layout)
+
+    def _configure_fresh(self, config: CollectionConfig) -> None:
+        """The config's fields on every fresh copy, all asked at once; one that does not answer falls behind."""
+        sent = [(shard, c, self._configure(shard.copies[c], config)) for shard in self.shards
+                for c in range(len(shard.copies)) if shard.fresh[c]]  # fmt: skip
+        for shard, c, ref in sent:
+            try:
+                self._get(ref)
+            except self._unreachable:
+                self._lost(shard, c)
 
     def _configure(self, handle: Any, config: CollectionConfig) -> Any:
         return self._call(handle, "configure", config.payload_indexes, config.lexical)
@@ -1034,32 +1015,6 @@ def _halves(q: Query) -> list[Query]:
         replace(q, mode="dense", k=wanted, score_threshold=None),
         replace(q, mode="lexical", k=LEXICAL_DEPTH * wanted, score_threshold=None, with_vector=True),
     ]
-
-
-LOG_TABLES = {"events": "user, item, type, value, time, query", "search_log": "time, query, shown"}
-
-
-def copy_log(source: Path, dest: Path) -> None:
-    """Add the events and logged searches of the database at `source` to the one at `dest`."""
-    conn = sqlite3.connect(dest, isolation_level=None)
-    try:
-        conn.execute("ATTACH DATABASE ? AS source", (str(source),))
-        with conn:
-            for table, columns in LOG_TABLES.items():
-                conn.execute(f"INSERT OR IGNORE INTO main.{table} ({columns}) SELECT {columns} FROM source.{table}")
-        conn.execute("DETACH DATABASE source")
-    finally:
-        conn.close()
-
-
-def clear_log(db: Path) -> None:
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        with conn:
-            for table in LOG_TABLES:
-                conn.execute(f"DELETE FROM {table}")
-    finally:
-        conn.close()
 
 
 def single_file(db: Path) -> None:

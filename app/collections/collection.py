@@ -22,6 +22,7 @@ from app.collections.layout import DB_FILE, MODELS_DIR
 from app.collections.lexical import documents
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
 from app.collections.points import PointTable
+from app.collections.reembed import brought_up_to_date
 from app.collections.rwlock import RWLock
 from app.collections.view import EventRow, Part, QueriedEvent, ReadView, WouldBlock, prepare_vectors
 from app.core.config import Settings
@@ -266,8 +267,7 @@ class Collection:
             self._view()
             if self._config.payload_indexes.get(key) == kind:
                 return
-            self._refuse_if_recommendation_field(key, "retyped")
-            config = replace(self._config, payload_indexes={**self._config.payload_indexes, key: kind})
+            config = self._config.with_index(key, kind)
             self._store.set_meta("config", config.to_json())
             with self._rw.write():
                 self._config = config
@@ -288,22 +288,13 @@ class Collection:
         """Stop indexing a payload field; filters on it scan from now on."""
         with self._write_mutex:
             self._view()
-            self._refuse_if_recommendation_field(key, "dropped")
-            if key not in self._config.payload_indexes:
-                raise InvalidInput(f"payload field '{key}' has no index", field=key)
-            indexes = {k: v for k, v in self._config.payload_indexes.items() if k != key}
-            config = replace(self._config, payload_indexes=indexes)
+            config = self._config.without_index(key)
             self._store.set_meta("config", config.to_json())
             with self._rw.write():
                 self._config = config
                 self._table.payload_index.drop(key)
             if key in self._field_builds:
                 self._field_builds.pop(key)[1].stop()
-
-    def _refuse_if_recommendation_field(self, key: str, change: str) -> None:
-        rec = self._config.recommendation
-        if key in (rec.get("category_field"), rec.get("price_field")):
-            raise InvalidInput(f"payload index '{key}' feeds the recommendation settings: it cannot be {change}")
 
     def _fill_field(self, key: str, slots: list[int]) -> None:
         with self._write_mutex:
@@ -454,14 +445,8 @@ class Collection:
             raise InvalidInput(f"the new model makes {embedder.dim}-dimensional vectors, not {self._config.dim}")
         with self._write_mutex:
             self._view()
-            vectors = dict(vectors)
             since = self._store.ids_written_since(as_of)
-            for key in since:
-                vectors.pop(orjson.loads(key), None)  # made from a source that has changed since
-            texts = [key for key, kind in self._store.source_kinds(since).items() if kind == "text"]
-            fresh = [(orjson.loads(k), data.decode()) for k, (_, data) in self._store.sources(texts).items()]
-            if fresh:
-                vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
+            vectors = brought_up_to_date(vectors, since, self._store.source_kinds, self._store.sources, embedder)
             seq = self._replace_vectors(vectors, replace(self._config, embedder=spec))
             self.embedder = embedder
         return seq
@@ -530,8 +515,7 @@ class Collection:
 
     def log_searches(self, searches: list[tuple[str, list[PointId]]]) -> None:
         """Keep (query words, ids shown) of searches asked with "log", now, durably."""
-        now = time.time()
-        self._store.log_searches([(now, words, orjson.dumps(shown).decode()) for words, shown in searches])
+        self._store.log_searches(searches, time.time())
 
     def stored_sources(self, keys: list[str]) -> dict[str, Source]:
         """What the points with these keys (ids as JSON) were embedded from, where kept; the others are absent."""
@@ -543,7 +527,7 @@ class Collection:
 
     def search_log(self) -> list[tuple[float, str, list[PointId]]]:
         """(time, query words, ids shown) of every logged search, oldest first."""
-        return [(at, words, orjson.loads(shown)) for at, words, shown in self._store.search_log()]
+        return self._store.search_log()
 
     # ---- reads ------------------------------------------------------------------------------
     def get(

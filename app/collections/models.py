@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, get_args
 
 import numpy as np
 
+from app.core.errors import InvalidInput
 from app.index.base import Metric
 from app.index.payload import FieldType
 
@@ -45,6 +46,23 @@ class CollectionConfig:
     def lexical_source(self) -> bool:
         """Whether the text each point was embedded from goes into its keyword index too."""
         return bool(self.lexical and self.lexical.get("source"))
+
+    def with_index(self, key: str, kind: FieldType) -> CollectionConfig:
+        """This config with the payload field `key` indexed as `kind` (a 400 for a field the recommendation
+        settings read: retyping it would break them)."""
+        self._refuse_if_recommendation_field(key, "retyped")
+        return replace(self, payload_indexes={**self.payload_indexes, key: kind})
+
+    def without_index(self, key: str) -> CollectionConfig:
+        """This config with no payload index on `key` (a 400 when it has none, or the recommendation reads it)."""
+        self._refuse_if_recommendation_field(key, "dropped")
+        if key not in self.payload_indexes:
+            raise InvalidInput(f"payload field '{key}' has no index", field=key)
+        return replace(self, payload_indexes={k: v for k, v in self.payload_indexes.items() if k != key})
+
+    def _refuse_if_recommendation_field(self, key: str, change: str) -> None:
+        if key in (self.recommendation.get("category_field"), self.recommendation.get("price_field")):
+            raise InvalidInput(f"payload index '{key}' feeds the recommendation settings: it cannot be {change}")
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

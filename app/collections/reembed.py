@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.collections.models import PointId
+from app.collections.models import PointId, Source
 from app.collections.view import Catalog
+from app.embedding.base import Embedder
 
 CHUNK = 256  # points read and embedded at a time: the progress steps, and the most a cancel waits for
 
@@ -46,3 +47,22 @@ def reembed(
             vectors.update(zip([pid for pid, _ in texts], embedded, strict=True))
         progress(min(1.0, (start + len(chunk)) / len(ids)))
     return collection.switch_embedder(spec, embedder, vectors, as_of)
+
+
+def brought_up_to_date(
+    vectors: dict[PointId, np.ndarray],
+    since: list[str],
+    kinds_of: Callable[[list[str]], dict[str, str]],
+    sources_of: Callable[[list[str]], dict[str, Source]],
+    embedder: Embedder,
+) -> dict[PointId, np.ndarray]:
+    """Vectors made as of some batch, as of now: the points written since (keys `since`) lose theirs, their
+    sources having changed, and those kept as text are embedded again; photos keep their stored vectors."""
+    vectors = dict(vectors)
+    for key in since:
+        vectors.pop(orjson.loads(key), None)
+    texts = [key for key, kind in kinds_of(since).items() if kind == "text"]
+    fresh = [(orjson.loads(key), data.decode()) for key, (_, data) in sources_of(texts).items()]
+    if fresh:
+        vectors.update(zip([pid for pid, _ in fresh], embedder.embed_texts([t for _, t in fresh]), strict=True))
+    return vectors

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
-from app.collections.models import Point, PointId
+from app.collections.models import CollectionConfig, Point, PointId
 from app.collections.view import Catalog, ReadView
 from app.personalization.config import RecommendConfig
 from app.search.models import Hit, Query, SearchResult
@@ -27,8 +27,9 @@ def item_key(pid: PointId) -> str:
 
 @dataclass(frozen=True)
 class ItemFields:
-    """What profiles and the ranker need of items, in the order of the keys asked."""
+    """What profiles and the ranker need of items: the stored ones among the keys asked, in their order."""
 
+    keys: list[str]  # the keys asked whose item is stored (a repeated key repeated)
     vectors: np.ndarray  # (n, dim), as the collection stores them
     categories: list[str | None]
     log_prices: np.ndarray  # NaN where an item has no price
@@ -40,7 +41,7 @@ class Items(Protocol):
         ...
 
     def fields(self, keys: list[str]) -> ItemFields:
-        """Vectors, categories and prices of stored items (every key must be one)."""
+        """Vectors, categories and prices of the stored items among these (one read: no `present` first)."""
         ...
 
     def nearest(self, query: Query) -> list[Hit]:
@@ -60,9 +61,6 @@ class ViewItems:
     def __init__(self, view: ReadView, config: RecommendConfig, monitor: RecallMonitor | None) -> None:
         self.view, self.config, self.monitor = view, config, monitor
 
-    def _slots(self, keys: list[str]) -> np.ndarray:
-        return np.array([self.view.slot_of(orjson.loads(key)) for key in keys], np.int64)
-
     def present(self, keys: list[str]) -> set[str]:
         return {key for key in keys if orjson.loads(key) in self.view}
 
@@ -70,7 +68,9 @@ class ViewItems:
         """Categories and prices from the payload indexes, which creation requires for both fields (parsing every
         payload's JSON here cost 12 % of event ingest); a field not indexed (a collection made before that rule)
         is read from the JSON."""
-        view, slots = self.view, self._slots(keys)
+        view = self.view
+        found = [(key, slot) for key in keys if (slot := view.slot_of(orjson.loads(key))) is not None]
+        slots = np.array([slot for _, slot in found], np.int64)
         cat_field, price_field = self.config.category_field, self.config.price_field
         categories = view.keywords(cat_field, slots) if cat_field else [None] * len(slots)
         prices = view.numbers(price_field, slots) if price_field else np.full(len(slots), np.nan)
@@ -79,7 +79,7 @@ class ViewItems:
             categories = categories if categories is not None else _categories(self.config, payloads)
             prices = prices if prices is not None else _prices(self.config, payloads)
         vectors = view.vectors(slots) if len(slots) else np.zeros((0, view.config.dim), np.float32)
-        return ItemFields(vectors, categories, _log(prices))
+        return ItemFields([key for key, _ in found], vectors, categories, _log(prices))
 
     def nearest(self, query: Query) -> list[Hit]:
         return run_queries(self.view, [query], self.monitor)[0].hits
@@ -97,6 +97,9 @@ class ViewItems:
 class Shards(Protocol):
     """What a sharded collection offers that ShardItems asks (app/cluster/sharded.py)."""
 
+    @property
+    def config(self) -> CollectionConfig: ...
+
     def found(self, ids: list[PointId], *, with_payload: bool, with_vector: bool) -> list[Point]: ...
 
     def search(self, queries: list[Query]) -> list[SearchResult]: ...
@@ -107,8 +110,8 @@ class Shards(Protocol):
 class ShardItems:
     """Items of a sharded collection: each batch of keys is one call to every shard that holds some of them."""
 
-    def __init__(self, shards: Shards, config: RecommendConfig, dim: int) -> None:
-        self.shards, self.config, self.dim = shards, config, dim
+    def __init__(self, shards: Shards, config: RecommendConfig) -> None:
+        self.shards, self.config, self.dim = shards, config, shards.config.dim
 
     def _points(self, keys: list[str], *, with_payload: bool, with_vector: bool) -> dict[str, Point]:
         found = self.shards.found([orjson.loads(k) for k in keys], with_payload=with_payload, with_vector=with_vector)
@@ -119,9 +122,10 @@ class ShardItems:
 
     def fields(self, keys: list[str]) -> ItemFields:
         points = self._points(keys, with_payload=True, with_vector=True)
-        payloads = [orjson.loads(raw) if (raw := points[key].payload_json) else {} for key in keys]
-        vectors = np.array([points[key].vector for key in keys], np.float32).reshape(len(keys), self.dim)
-        return ItemFields(vectors, _categories(self.config, payloads), _log(_prices(self.config, payloads)))
+        stored = [key for key in keys if key in points]
+        payloads = [orjson.loads(raw) if (raw := points[key].payload_json) else {} for key in stored]
+        vectors = np.array([points[key].vector for key in stored], np.float32).reshape(len(stored), self.dim)
+        return ItemFields(stored, vectors, _categories(self.config, payloads), _log(_prices(self.config, payloads)))
 
     def nearest(self, query: Query) -> list[Hit]:
         return self.shards.search([query])[0].hits
@@ -147,9 +151,9 @@ def view_items(collection: Catalog, config: RecommendConfig) -> AbstractContextM
     return held()
 
 
-def shard_items(shards: Shards, config: RecommendConfig, dim: int) -> AbstractContextManager[Items]:
+def shard_items(shards: Shards, config: RecommendConfig) -> AbstractContextManager[Items]:
     """Items of a sharded collection; nothing is held between calls."""
-    return nullcontext(ShardItems(shards, config, dim))
+    return nullcontext(ShardItems(shards, config))
 
 
 def _categories(config: RecommendConfig, payloads: list[dict[str, Any]]) -> list[str | None]:

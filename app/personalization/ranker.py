@@ -130,8 +130,7 @@ class _Trainer:
 
     def _event_rows(self, rows: list[tuple[str, str, str, float, float]]) -> EventRows:
         with self.personalization.items() as items:
-            present = items.present(list({r[1] for r in rows}))
-            return self.personalization.event_rows(items, [r for r in rows if r[1] in present])
+            return self.personalization.event_rows(items, rows)
 
     def _pairs(self, state: Profiles, window: list[tuple[str, str, str, float, float]]) -> _PairSet:
         """Labelled (user, item) pairs of one window, with features from `state` (what was known before)."""
@@ -255,13 +254,11 @@ class _PairSet:
         rows: list[str] = []
         for user, keys, y in pairs:
             with personalization.items() as items:
-                present = items.present(keys)
-                alive = [j for j, key in enumerate(keys) if key in present]
-                keys = [keys[j] for j in alive]
                 fields = items.fields(keys)
-            parts.append(state.features(user, fields.vectors, keys, fields.categories, fields.log_prices))
-            labels += [y[j] for j in alive]
-            rows += keys
+            stored = set(fields.keys)
+            parts.append(state.features(user, fields.vectors, fields.keys, fields.categories, fields.log_prices))
+            labels += [label for key, label in zip(keys, y, strict=True) if key in stored]
+            rows += fields.keys
         if not parts:
             return cls({name: np.zeros(0) for name in _feature_names(personalization)}, np.zeros(0, np.int64), [])
         columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,13 +20,14 @@ from app.core.errors import UserNotFound
 from app.personalization import ranker_store
 from app.personalization.config import EVENT_TYPES, RecommendConfig
 from app.personalization.events import Row, clean
-from app.personalization.items import Items, Shards, item_key, shard_items, view_items
+from app.personalization.items import Items, item_key, shard_items, view_items
 from app.personalization.profiles import EventRows, Profiles
 from app.personalization.ranker_store import Ranker
 from app.search.models import Hit, Query
 
 log = logging.getLogger(__name__)
 TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
+ItemsOf = Callable[[Any, RecommendConfig], AbstractContextManager[Items]]  # (collection, settings) → its items
 __all__ = ["Personalization", "Recommendations", "item_key"]
 
 
@@ -49,11 +51,11 @@ class Personalization:
     then); an item deleted later keeps counting until the next restart, when its events are skipped.
     """
 
-    def __init__(self, collection: Catalog, items: Callable[[], AbstractContextManager[Items]] | None = None) -> None:
-        """`items`: how the collection's items are read (default: through its read views)."""
+    def __init__(self, collection: Catalog, items_of: ItemsOf = view_items) -> None:
+        """`items_of`: how the collection's items are read (default: through its read views)."""
         self.collection = collection
         self.config = RecommendConfig.of(collection.config.recommendation)
-        self.items = items or (lambda: view_items(collection, self.config))
+        self.items = functools.partial(items_of, collection, self.config)
         self.profiles = Profiles(collection.config.dim, self.config)
         self.lock = threading.Lock()  # guards the profiles
         self.training = threading.Lock()  # one training run at a time
@@ -70,9 +72,7 @@ class Personalization:
     def attach_to_shards(cls, collection: Any) -> Personalization:
         """The same for a sharded collection (a Catalog for its events and folder, Shards for its items): its
         events are kept where it is routed, its items read from the shards."""
-        shards: Shards = collection
-        config = RecommendConfig.of(collection.config.recommendation)
-        personalization = cls(collection, lambda: shard_items(shards, config, collection.config.dim))
+        personalization = cls(collection, shard_items)
         personalization.load()
         return personalization
 
@@ -95,8 +95,7 @@ class Personalization:
         started = time.perf_counter()
         for chunk in self.collection.stored_events():
             with self.items() as items:  # per chunk: a long replay never holds readers or writers
-                present = items.present([row[1] for row in chunk])
-                rows = self.event_rows(items, [row for row in chunk if row[1] in present])
+                rows = self.event_rows(items, chunk)
             profiles.apply(rows)
         if profiles.event_count:
             log.info(
@@ -111,10 +110,10 @@ class Personalization:
     def add_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Clean, store durably, then fold into the profiles; returns the cleaning report."""
         with self.items() as items:
-            present = items.present([item_key(event["item"]) for event in events])
-            rows, origin, report = clean(
-                events, lambda item: k if (k := item_key(item)) in present else None, time.time()
-            )
+            keys = {item: item_key(item) for item in dict.fromkeys(event["item"] for event in events)}  # each once
+            present = items.present(list(keys.values()))
+            known = {item: key for item, key in keys.items() if key in present}  # ids are ints or strings: 7 ≠ "7"
+            rows, origin, report = clean(events, known.get, time.time())
             info = self.event_rows(items, rows)
         fresh = self.collection.add_events(rows, [events[i].get("query") for i in origin])
         report.duplicates += fresh.count(False)
@@ -125,8 +124,11 @@ class Personalization:
         return report.to_json()
 
     def event_rows(self, items: Items, rows: list[Row]) -> EventRows:
-        """Join rows (of stored items) with their items' vectors, categories and prices."""
+        """The rows whose item is stored, joined with their items' vectors, categories and prices."""
         fields = items.fields([r[1] for r in rows])
+        if len(fields.keys) < len(rows):
+            stored = set(fields.keys)
+            rows = [r for r in rows if r[1] in stored]
         return EventRows(
             users=[r[0] for r in rows],
             items=[r[1] for r in rows],
@@ -174,7 +176,8 @@ class Personalization:
         with self.items() as items:
             if taste is None:
                 hits = [Hit(orjson.loads(key), score) for key, score in self._popular(items, k, flt, seen)]
-                return Recommendations(user, "popular", _payloads(items, hits, with_payload), self._items(), len(seen))
+                items_known = self._item_count()
+                return Recommendations(user, "popular", _payloads(items, hits, with_payload), items_known, len(seen))
             wide = min(max(4 * k, 100) + len(seen), self.collection.settings.max_ef)
             query = Query(vector=taste, k=wide, ef=max(wide, self.collection.config.ef), filter=flt, with_payload=False)
             hits = [h for h in items.nearest(query) if item_key(h.id) not in seen]
@@ -183,12 +186,12 @@ class Personalization:
                 return Recommendations(user, "similarity", _payloads(items, top, with_payload), len(hits), len(seen))
             keys = [item_key(h.id) for h in hits]
             keys += [key for key, _ in self._popular(items, wide, flt, seen | set(keys))]
-            scores = self._score(items, ranker, user, keys)
+            keys, scores = self._score(items, ranker, user, keys)
             order = np.argsort(-scores, kind="stable")[:k]
             top = [Hit(orjson.loads(keys[j]), float(scores[j])) for j in order.tolist()]
             return Recommendations(user, "ranker", _payloads(items, top, with_payload), len(keys), len(seen))
 
-    def _items(self) -> int:
+    def _item_count(self) -> int:
         with self.lock:
             return len(self.profiles.item_keys)
 
@@ -196,11 +199,12 @@ class Personalization:
         with self.lock:
             return self.profiles.popular(n, lambda keys: items.matching(keys, flt), exclude)
 
-    def _score(self, items: Items, ranker: Ranker, user: str, keys: list[str]) -> np.ndarray:
+    def _score(self, items: Items, ranker: Ranker, user: str, keys: list[str]) -> tuple[list[str], np.ndarray]:
+        """The ranker's score of each candidate still stored (one deleted meanwhile on a shard drops out)."""
         fields = items.fields(keys)
         with self.lock:
-            columns = self.profiles.features(user, fields.vectors, keys, fields.categories, fields.log_prices)
-        return ranker.score(columns)
+            columns = self.profiles.features(user, fields.vectors, fields.keys, fields.categories, fields.log_prices)
+        return fields.keys, ranker.score(columns)
 
 
 def _payloads(items: Items, hits: list[Hit], with_payload: bool) -> list[Hit]:

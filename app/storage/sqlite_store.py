@@ -57,6 +57,9 @@ class StoredPoint(NamedTuple):  # a tuple: 400k of them are made at every start,
     seq: int
 
 
+_LOG_TABLES = {"events": "user, item, type, value, time, query", "search_log": "time, query, shown"}
+
+
 class PointStore:
     """Each write batch is one transaction with its own sequence number.
 
@@ -263,20 +266,39 @@ class PointStore:
         finally:
             conn.close()
 
-    def log_searches(self, rows: list[tuple[float, str, str]]) -> None:
-        """Keep (time, query, shown ids as JSON) of searches asked with "log", in one transaction."""
+    def log_searches(self, searches: list[tuple[str, list[Any]]], at: float) -> None:
+        """Keep (query words, ids shown) of searches asked with "log", stamped `at`, in one transaction."""
+        rows = [(at, words, json.dumps(shown)) for words, shown in searches]
         with self._lock:
             cur = self._conn.cursor()
             with self._transaction(cur):
                 cur.executemany("INSERT INTO search_log VALUES (?, ?, ?)", rows)
 
-    def search_log(self) -> list[tuple[float, str, str]]:
-        """Every logged search, oldest first."""
+    def search_log(self) -> list[tuple[float, str, list[Any]]]:
+        """(time, query words, ids shown) of every logged search, oldest first."""
         conn = sqlite3.connect(self.path)
         try:
-            return conn.execute("SELECT time, query, shown FROM search_log ORDER BY time, rowid").fetchall()
+            rows = conn.execute("SELECT time, query, shown FROM search_log ORDER BY time, rowid").fetchall()
         finally:
             conn.close()
+        return [(at, words, json.loads(shown)) for at, words, shown in rows]
+
+    def take_log(self, source: Path, *, replace: bool = False) -> None:
+        """Add the events and logged searches of the database at `source` (a snapshot's) to this one's, in one
+        transaction; with `replace`, instead of this one's."""
+        with self._lock:
+            self._conn.execute("ATTACH DATABASE ? AS source", (str(source),))
+            try:
+                cur = self._conn.cursor()
+                with self._transaction(cur):
+                    for table, columns in _LOG_TABLES.items():
+                        if replace:
+                            cur.execute(f"DELETE FROM main.{table}")
+                        cur.execute(
+                            f"INSERT OR IGNORE INTO main.{table} ({columns}) SELECT {columns} FROM source.{table}"
+                        )
+            finally:
+                self._conn.execute("DETACH DATABASE source")
 
     def events(self, batch: int = 50_000) -> Iterator[list[tuple[str, str, str, float, float]]]:
         """Every stored event, oldest first, in batches, so a long history never sits in one list.
