@@ -73,7 +73,7 @@ class Collection:
         self._embedders = embedders  # where another model comes from when the collection switches to it
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
-        self._table = PointTable(config.dim, config.metric, config.payload_indexes)
+        self._table = PointTable(config.dim, config.metric, config.payload_indexes, settings.mask_cache_mb << 20)
         self.graph = GraphManager(folder, config, settings, store, self._table, self._rw, self._write_mutex)
         self._field_builds: dict[str, tuple[int, Backfill]] = {}  # payload indexes added while serving
         self._lexical = Backfill(f"{config.name}-lexical", self._live_slots, self._rewrite_lexical, self._lexical_built)

@@ -123,6 +123,10 @@ class ReadView:
         alive.flags.writeable = False
         return alive
 
+    def selected(self, mask: np.ndarray) -> np.ndarray:
+        """The slots a mask from `mask` selects (`np.flatnonzero`), kept beside it while it is cached."""
+        return self._table.masks.slots(mask)
+
     def scans(self, flt: dict[str, Any] | None) -> bool:
         """Whether the filter reads payloads (a field without an index, is_null, text) rather than indexes alone."""
         return bool(flt) and self._table.payload_index.needs_scan(flt)  # type: ignore[arg-type]

@@ -56,10 +56,16 @@ class Settings(BaseSettings):
         "(benchmarks/RESULTS.md, planner section: the graph is faster above it).",
     )
     filtered_exact_max_floats: int = Field(
-        600_000,
+        1_200_000,
         ge=0,
         description="Planner, with a filter: search exactly when matching points × dim is at most this "
         "(benchmarks/RESULTS.md, filtered search section: the post-filtered graph is faster above it).",
+    )
+    mask_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Per collection, MiB of filter masks kept for filters asked again before the next write "
+        "(one byte per point each; 0 turns it off).",
     )
     checkpoint_every: int = Field(
         50_000, ge=1, description="Write an HNSW checkpoint after this many points changed since the last one."

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
-from sklearn import metrics as skm
 
 # Probabilities of exactly 0 or 1 give an infinite log-loss: one confident mistake would hide everything else.
 PROB_EPS = 1e-15
@@ -16,12 +15,16 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float | None:
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
         return None
+    from sklearn import metrics as skm  # imported on use: see app/ranking/training.py
+
     return float(skm.roc_auc_score(y, np.asarray(scores, dtype=np.float64)))
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """Mean binary cross-entropy of probabilities `p` for labels `y`, with `p` clipped to [1e-15, 1 - 1e-15]."""
     p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1 - PROB_EPS)
+    from sklearn import metrics as skm
+
     return float(skm.log_loss(np.asarray(y), p, labels=[0, 1]))
 
 

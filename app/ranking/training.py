@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.preprocessing import StandardScaler
 
 from app.ranking.model import LogisticRanker
+
+# sklearn is imported where a ranker trains, not at module level: with scipy it costs every server start
+# ~0.7 s and ~60 MiB (benchmarks/restart.py), and most servers never train one.
 
 # A val-loss drop smaller than this is noise, not progress: it must not reset the patience counter.
 MIN_DELTA = 1e-4
@@ -118,6 +119,8 @@ def fit_ranker(
     X_val, y_val = _check_set("val", X_val, y_val, len(feature_names))
     if max_epochs < 1 or patience < 1 or not alphas or not class_weights:
         raise ValueError("max_epochs and patience must be >= 1 and alphas/class_weights non-empty")
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(X_train)
     Xt, Xv = scaler.transform(X_train), scaler.transform(X_val)
     runs = [
@@ -148,6 +151,8 @@ def _run_trial(
     # constant step the val loss of a 5,000-row set jumped by up to 0.004 from epoch to epoch, which early
     # stopping takes for progress. "adaptive" lowers eta only between epochs inside one fit() call, so under
     # partial_fit it would be constant too. shuffle=False because the epochs are shuffled, seeded, below.
+    from sklearn.linear_model import SGDClassifier
+
     clf = SGDClassifier(
         loss="log_loss", penalty="l2" if alpha > 0 else None, alpha=alpha,
         learning_rate="invscaling", eta0=eta0, power_t=0.5, shuffle=False, random_state=seed,
@@ -195,6 +200,9 @@ def calibrate(scores_train: np.ndarray, y_train: np.ndarray, name: str = "score"
     separate the training rows perfectly still gets a finite slope.
     """
     X, y = _check_set("calibration", np.asarray(scores_train, dtype=np.float64).reshape(-1, 1), y_train, 1)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(X)
     lr = LogisticRegression(C=1.0).fit(scaler.transform(X), y)
     return LogisticRanker((name,), scaler.mean_, scaler.scale_, lr.coef_.ravel(), float(lr.intercept_[0]))

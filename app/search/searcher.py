@@ -26,7 +26,7 @@ from app.search.recall import RecallMonitor
 LEXICAL_DEPTH = 10
 # Work a search may do on the event loop: an exact one over candidates × dim floats (about what a graph query
 # costs, 0.2 ms), a post-filtered graph search with a beam this wide (about 1.3 ms on 399k × 50-d).
-INLINE_EXACT_FLOATS = 250_000
+INLINE_EXACT_FLOATS = 1_200_000
 INLINE_BEAM = 1_000
 
 
@@ -307,7 +307,7 @@ def _dense(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[
         except IncompleteResult:  # the graph ran dry under the filter: answer exactly instead
             if p.inline:
                 raise _NotQuick from None
-    slots, scores = view.exact_search(p.vector, p.k, None if p.mask is None else np.flatnonzero(p.mask))
+    slots, scores = view.exact_search(p.vector, p.k, None if p.mask is None else view.selected(p.mask))
     return slots[0], scores[0], "exact"
 
 

@@ -53,9 +53,11 @@ class StoredPoint(NamedTuple):  # a tuple: 400k of them are made at every start,
     id_json: str
     slot: int
     vector: bytes
-    payload: str | None
+    payload: bytes | None  # the JSON's UTF-8 bytes, as the table keeps them
     seq: int
 
+
+POINTS_CHUNK = 20_000  # rows per chunk of `points`: an opening holds one chunk of rows at a time
 
 _LOG_TABLES = {"events": "user, item, type, value, time, query", "search_log": "time, query, shown"}
 
@@ -206,12 +208,12 @@ class PointStore:
                 return self._reader.execute(sql, (match,)).fetchall()
             return self._reader.execute(sql + " LIMIT ?", (match, limit)).fetchall()
 
-    def points(self, chunk: int = 20_000) -> Iterator[list[StoredPoint]]:
+    def points(self, chunk: int | None = None) -> Iterator[list[StoredPoint]]:
         """Every stored point in slot order, `chunk` rows at a time: a caller filling memory from them never
         holds a second copy of the whole table (consume it fully: the connection is held meanwhile)."""
         with self._lock:
-            cursor = self._conn.execute("SELECT id, slot, vector, payload, seq FROM points ORDER BY slot")
-            while rows := cursor.fetchmany(chunk):
+            cursor = self._conn.execute("SELECT id, slot, vector, CAST(payload AS BLOB), seq FROM points ORDER BY slot")
+            while rows := cursor.fetchmany(chunk or POINTS_CHUNK):
                 yield list(map(StoredPoint._make, rows))
 
     def ids_written_since(self, seq: int) -> list[str]:

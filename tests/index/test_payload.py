@@ -196,3 +196,27 @@ def test_loading_at_open_indexes_what_setting_point_by_point_does() -> None:
     for value in ("red", "b", "deep", "a"):
         flt = {"must": [{"key": "tags", "match": value}]}
         assert loaded.mask(flt, len(payloads), r).tolist() == one_by_one.mask(flt, len(payloads), r).tolist()
+
+
+def test_a_keyword_slot_moves_between_one_value_several_and_none() -> None:
+    index = PayloadIndex({"tags": "keyword", "price": "float"})
+    index.load([0, 1, 2], [{"tags": "a", "price": 1.5}, {"tags": ["a", "b"], "price": 2.5}, {"price": 3.5}])
+    r = Rows([b"{}"] * 4, lambda ids: [], lambda key, text: None)
+
+    def matching(value: str) -> list[int]:
+        return np.flatnonzero(index.mask({"must": [{"key": "tags", "match": value}]}, 4, r)).tolist()
+
+    everyone = np.ones(4, bool)
+    assert (matching("a"), matching("b")) == ([0, 1], [1])
+    assert index.facet("tags", everyone, 10) == [("a", 2), ("b", 1)]  # a list counts once for each value
+    np.testing.assert_array_equal(index.numbers("price", np.arange(4)), [1.5, 2.5, 3.5, np.nan])  # floats, in numpy
+    index.set(0, {"tags": ["b", "c"]})  # one value → several
+    index.set(1, {"tags": "c"})  # several → one
+    index.set(3, {"tags": ["c", "c"]})  # a new slot past the loaded ones; a repeated value counts once
+    assert (matching("a"), matching("b"), matching("c")) == ([], [0], [0, 1, 3])
+    assert index.facet("tags", everyone, 10) == [("c", 3), ("b", 1)]  # "a" has no point left
+    assert index.keywords("tags", np.arange(4)) == ["b", "c", None, "c"]
+    index.remove(0)
+    index.set(3, {"tags": []})
+    assert (matching("b"), matching("c")) == ([], [1])
+    assert index.mask({"must": [{"is_empty": {"key": "tags"}}]}, 4, r).tolist() == [True, False, True, True]

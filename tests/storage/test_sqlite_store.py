@@ -51,7 +51,7 @@ def test_points_round_trip_in_slot_order_with_their_batch(store: PointStore) -> 
     store.write_batch([('"z"', 2, vec(9, 9), None)], [])  # replaced: new vector, payload gone, new seq
     assert [point for chunk in store.points(chunk=2) for point in chunk] == [
         StoredPoint("5", 0, vec(0, 1), None, 1),
-        StoredPoint('"5"', 1, vec(2, 2), '{"s":"five"}', 2),
+        StoredPoint('"5"', 1, vec(2, 2), b'{"s":"five"}', 2),  # payloads read back as UTF-8 bytes
         StoredPoint('"z"', 2, vec(9, 9), None, 3),
     ]
 
