@@ -14,6 +14,7 @@ from app.api import collections, embedder, health, metrics, points, recommend, s
 from app.api.access import GuardedRoute, Keys
 from app.api.docs import ASSET_PATHS, install_docs
 from app.api.errors import install_error_handlers
+from app.api.fast_search import FastSearch
 from app.api.guard import DOCS_PATHS, Guard
 from app.api.openapi import install_documented_bodies
 from app.api.telemetry import HttpMetrics, Telemetry
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.http_metrics = HttpMetrics()  # per app, so two apps in one process (tests) count apart
     routes = api_routes()
     open_paths = {route.path for route in routes if route.rule == "open"}
+    app.add_middleware(FastSearch, route=search.hot_routes[0])  # inside the guard: the caller is known
     app.add_middleware(
         Guard,
         max_body_bytes=settings.max_body_bytes,

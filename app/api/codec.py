@@ -68,6 +68,11 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return out
 
 
+def result_bytes(result: SearchResult) -> bytes:
+    """A search answer's response body, as `json_response(result_json(result))` sends it."""
+    return orjson.dumps(result_json(result), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def result_json(result: SearchResult) -> dict[str, Any]:
     out = {
         "results": [hit_json(h) for h in result.hits],

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.access import ANONYMOUS, SCOPE_KEY, Access
 from app.api.codec import result_bytes
 from app.api.openapi import parse_body
-from app.api.search import searchable_inline, to_query
+from app.api.search import by_content, to_query
 from app.schemas.search import SearchRequest
 from app.search import searcher
 
@@ -68,7 +68,7 @@ def _answer(scope: Scope, name: str, body: bytes) -> bytes | None:
         return None
     try:
         req = parse_body(SearchRequest, body)
-        if not searchable_inline(req):
+        if by_content(req) or req.log:  # embedding, and keeping the search log (a write), are work for threads
             return None
         collection = scope["app"].state.registry.get(name)
         result = searcher.search_inline(collection, to_query(req))

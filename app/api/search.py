@@ -64,7 +64,8 @@ async def answer(
     return await on_search_worker(workers, lambda: run(queries_of()))
 
 
-def _by_content(req: SearchRequest) -> bool:
+def by_content(req: SearchRequest) -> bool:
+    """A search by text, sequence or image: it needs embedding (or decoding) first, work for a thread."""
     return req.vector is None and req.id is None
 
 
@@ -81,7 +82,7 @@ async def search(request: Request, name: str) -> Response:
     state = request.app.state
     collection = state.registry.get(name)
     req = parse_body(SearchRequest, await request.body())
-    if _by_content(req):  # decoding an image or embedding is work for a thread
+    if by_content(req):  # decoding an image or embedding is work for a thread
         (result,) = await answer(collection, lambda: [to_query(req)], state.search_workers, embed=True)
         await _log(collection, [req], [result])
         return json_response(result_json(result))
@@ -99,7 +100,7 @@ async def search_batch(request: Request, name: str) -> Response:
     collection = state.registry.get(name)
     body = parse_body(BatchSearchRequest, await request.body())
     check_batch(len(body.searches), state.settings.max_batch_queries, "queries")
-    embed = any(_by_content(r) for r in body.searches)
+    embed = any(by_content(r) for r in body.searches)
     results = await answer(collection, lambda: [to_query(r) for r in body.searches], state.search_workers, embed=embed)
     await _log(collection, body.searches, results)
     return json_response({"results": [result_json(r) for r in results]})
