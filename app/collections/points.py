@@ -163,8 +163,8 @@ class PointTable:
             alive = self.exact.alive
             return self.payload_index.mask(flt, self.exact.size, rows, within=alive) & alive
 
-        if self.payload_index.needs_scan(flt):  # payloads and the keyword index are not versioned with the table
-            return build()
+        if self.payload_index.needs_scan(flt):  # a text condition reads the lexical index, which a background
+            return build()  # rebuild changes between writes: only what the payload indexes answer is kept
         try:
             key = (orjson.dumps(flt, option=orjson.OPT_SORT_KEYS), strict, self.payload_index.generation)
         except TypeError:  # not JSON (only code can pass one): nothing to key it by

@@ -124,7 +124,7 @@ class ReadView:
         return alive
 
     def selected(self, mask: np.ndarray) -> np.ndarray:
-        """The slots a mask from `mask` selects (`np.flatnonzero`), kept beside it while it is cached."""
+        """The slots a mask made by `mask()` selects (`np.flatnonzero`), kept beside the mask while it is cached."""
         return self._table.masks.slots(mask)
 
     def scans(self, flt: dict[str, Any] | None) -> bool:
