@@ -10,7 +10,7 @@ import numpy as np
 
 from app.collections.models import CollectionConfig
 from app.collections.view import Catalog, ReadView, WouldBlock
-from app.core.errors import InvalidInput, NoLexicalIndex, PointNotFound
+from app.core.errors import InvalidInput, NoLexicalIndex, PointNotFound, UmbrellaError
 from app.index.base import IncompleteResult, higher_is_better
 from app.index.tokens import match_expression
 from app.search.diversity import mmr
@@ -92,7 +92,23 @@ def search_inline(collection: Catalog, query: Query) -> SearchResult | None:
 
 def run_queries(view: ReadView, queries: list[Query], monitor: RecallMonitor | None = None) -> list[SearchResult]:
     """Answer vector and id queries within a read view the caller holds."""
-    return _answer(view, [_plan(view, q) for q in queries], monitor)
+    prepared = _prepared_vectors(view, queries)
+    return _answer(view, [_plan(view, q, prepared.get(i)) for i, q in enumerate(queries)], monitor)
+
+
+def _prepared_vectors(view: ReadView, queries: list[Query]) -> dict[int, np.ndarray]:
+    """The vectors of a batch's queries by vector, checked and normalised as one matrix, by query: one numpy
+    pass instead of one per query (12 µs each; a row comes out bit for bit as it would alone). Empty for a
+    single query, or when one vector is refused: each is then checked alone, so the error names its query."""
+    dim = view.config.dim
+    at = [i for i, q in enumerate(queries) if q.id is None and q.vector is not None and np.shape(q.vector) == (dim,)]
+    if len(at) < 2:
+        return {}
+    try:
+        matrix = view.check_vectors(np.asarray([queries[i].vector for i in at], dtype=np.float32), expected=len(at))
+    except UmbrellaError:
+        return {}
+    return {i: matrix[row : row + 1] for row, i in enumerate(at)}
 
 
 def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | None) -> list[SearchResult]:
@@ -137,7 +153,8 @@ def resolve_mode(config: CollectionConfig, q: Query) -> Mode:
     return q.mode
 
 
-def _plan(view: ReadView, q: Query) -> _Planned:
+def _plan(view: ReadView, q: Query, prepared: np.ndarray | None = None) -> _Planned:
+    """How to answer one query; `prepared` is its vector already checked and normalised (a batch's)."""
     mode = resolve_mode(view.config, q)
     mask = view.mask(q.filter) if q.filter else None
     candidates = view.count if mask is None else int(np.count_nonzero(mask))
@@ -153,7 +170,10 @@ def _plan(view: ReadView, q: Query) -> _Planned:
     if mode == "lexical":
         return _Planned(q, None, k, exclude, mask, candidates, "lexical", mode, view.scans(q.filter))
     vector = q.vector if exclude is None else view.vectors(np.array([exclude]))[0]
-    vector = view.check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), expected=1)
+    if prepared is None:
+        vector = view.check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), expected=1)
+    else:
+        vector = prepared
     settings = view.settings
     plan = choose_plan(
         exact_requested=q.exact,

@@ -63,6 +63,22 @@ def test_batch_search_keeps_order_and_accepts_base64(client: TestClient) -> None
     assert [[r["id"] for r in res["results"]] for res in body["results"]] == [[7], ["blue-shoe"], ["red-shoe"]]
 
 
+def test_a_batch_answers_each_query_as_it_would_alone_and_names_a_bad_vector_as_alone(client: TestClient) -> None:
+    """A batch's vectors are checked and normalised as one matrix: the answers must be the single ones, bit for
+    bit, and a refused vector the same 400 as on its own."""
+    create(client, dim=8)
+    data = np.random.default_rng(2).normal(size=(200, 8)).astype(np.float32)
+    client.put("/collections/products/points", json={"batch": {"ids": list(range(200)), "vectors": b64(data)}})
+    queries = [{"vector": (data[i] * (i + 1) + 0.01).tolist(), "k": 5, "with_payload": False} for i in range(40)]
+    queries += [{"id": 3, "k": 2}, {"vector": data[7].tolist(), "k": 3, "exact": True}]
+    batch = client.post(f"{S}/batch", json={"searches": queries}).json()["results"]
+    assert batch == [client.post(S, json=q).json() for q in queries]  # ids and scores exactly
+    bad = [*queries[:3], {"vector": [0.0] * 8}, *queries[3:5]]
+    alone = client.post(S, json={"vector": [0.0] * 8})
+    refused = client.post(f"{S}/batch", json={"searches": bad})
+    assert refused.status_code == alone.status_code == 400 and refused.json() == alone.json()
+
+
 def test_graph_search_through_the_api(client: TestClient, settings) -> None:
     settings.exact_max_floats = 0  # force the graph even for a small collection
     create(client, dim=8)
