@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.access import ANONYMOUS, SCOPE_KEY, Access
 from app.api.codec import result_bytes
+from app.api.guard import read_body
 from app.api.openapi import parse_body
 from app.api.search import by_content, to_query
 from app.schemas.search import SearchRequest
 from app.search import searcher
 
-PREFIX, SUFFIX = "/collections/", "/search"
 _HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -32,33 +32,21 @@ class FastSearch:
         self.app, self.route = app, route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = _collection(scope)
-        if name is None:
+        match, child = self.route.matches(scope) if scope["type"] == "http" else (Match.NONE, {})
+        if match is not Match.FULL:  # another path, or another method on this one
             await self.app(scope, receive, send)
             return
-        read = await _read(receive)
-        if read is None:
+        body = await read_body(receive)  # the guard has bounded its size
+        if body is None or not body.complete:  # the client left
             return
-        body, receive = read
-        answer = _answer(scope, name, body)
+        answer = _answer(scope, child["path_params"]["name"], body.data)
         if answer is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, body.receive, send)
             return
         scope["route"] = self.route
         headers = [*_HEADERS, (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
-
-
-def _collection(scope: Scope) -> str | None:
-    """The collection named by a POST to /collections/{name}/search, else None."""
-    if scope["type"] != "http" or scope["method"] != "POST":
-        return None
-    path: str = scope["path"]
-    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
-        return None
-    name = path[len(PREFIX) : -len(SUFFIX)]
-    return name if name and "/" not in name else None
 
 
 def _answer(scope: Scope, name: str, body: bytes) -> bytes | None:
@@ -75,22 +63,3 @@ def _answer(scope: Scope, name: str, body: bytes) -> bytes | None:
     except Exception:  # the route runs it again and answers with the error
         return None
     return None if result is None else result_bytes(result)
-
-
-async def _read(receive: Receive) -> tuple[bytes, Receive] | None:
-    """The whole body, and a `receive` that gives it again (then waits on the client, as the server's would);
-    None when the client left before it was sent."""
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    body = b"".join(chunks)
-    replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def again() -> Message:
-        return replay.pop() if replay else await receive()
-
-    return body, again

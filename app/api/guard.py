@@ -4,6 +4,7 @@ unknown callers and oversized bodies before any routing or parsing."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,6 +14,36 @@ from app.core.errors import Unauthorized
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 DOCS_PATHS = frozenset({"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"})
+
+
+@dataclass(frozen=True)
+class Body:
+    data: bytes
+    complete: bool  # False: the client left before it had sent all of it
+    receive: Receive  # gives `data` again as one message, then waits on the client as the server's would
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> Body | None:
+    """The whole request body, for a middleware that must see it before the app does; None past `limit` bytes."""
+    chunks, size, complete = [], 0, False
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if limit is not None and size > limit:
+            return None
+        if not message.get("more_body", False):
+            complete = True
+            break
+    data = b"".join(chunks)
+    pending: list[Message] = [{"type": "http.request", "body": data, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return Body(data, complete, replay)
 
 
 class Guard:
@@ -49,23 +80,11 @@ class Guard:
 
     async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """A chunked body has no length up front: read it, counting, then replay it."""
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
-                return None
-        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-        async def replay() -> Message:
-            return pending.pop() if pending else await receive()  # later calls wait for disconnect
-
-        return replay
+        body = await read_body(receive, self.max_body_bytes)
+        if body is None:
+            await self._too_large(scope, receive, send)
+            return None
+        return body.receive
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

@@ -5,8 +5,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass
+class _Kept:
+    mask: np.ndarray
+    slots: np.ndarray | None = None  # np.flatnonzero(mask), once someone asked for it
+
+    @property
+    def nbytes(self) -> int:
+        return self.mask.nbytes + (0 if self.slots is None else self.slots.nbytes)
 
 
 class MaskCache:
@@ -22,57 +33,61 @@ class MaskCache:
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self._masks: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._slots: dict[int, np.ndarray] = {}  # id of a kept mask → its slots (the mask is kept, so is its id)
+        self._kept: OrderedDict[Hashable, _Kept] = OrderedDict()  # oldest use first
+        self._key_of: dict[int, Hashable] = {}  # id of a kept mask → its key (the mask is kept, so is its id)
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, build: Callable[[], np.ndarray]) -> np.ndarray:
         """The mask kept under `key`, or the one `build` makes (kept if it fits the budget)."""
         with self._lock:
-            found = self._masks.get(key)
-            if found is not None:
-                self._masks.move_to_end(key)
-                return found
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept.mask
         mask = build()
         mask.flags.writeable = False
         with self._lock:
-            if key not in self._masks and self._fits(mask.nbytes):
-                self._masks[key] = mask
+            if key not in self._kept and self._room(mask.nbytes):
+                self._kept[key], self._key_of[id(mask)] = _Kept(mask), key
+                self._bytes += mask.nbytes
         return mask
 
     def slots(self, mask: np.ndarray) -> np.ndarray:
         """`np.flatnonzero(mask)`, kept beside the mask when the mask is one of ours."""
         with self._lock:
-            found = self._slots.get(id(mask))
-        if found is not None:
-            return found
+            kept = self._owner(mask)
+            if kept is not None and kept.slots is not None:
+                return kept.slots
         slots = np.flatnonzero(mask)
         slots.flags.writeable = False
         with self._lock:
-            kept = any(m is mask for m in self._masks.values())
-            if kept and id(mask) not in self._slots and self._fits(slots.nbytes, keep=mask):
-                self._slots[id(mask)] = slots
+            kept = self._owner(mask)
+            if kept is not None and kept.slots is None:
+                key = self._key_of[id(mask)]
+                self._kept.move_to_end(key)  # so that making room drops the others first
+                if self._room(slots.nbytes, keep=kept):
+                    kept.slots = slots
+                    self._bytes += slots.nbytes
         return slots
 
     def clear(self) -> None:
         with self._lock:
-            self._masks.clear()
-            self._slots.clear()
+            self._kept.clear()
+            self._key_of.clear()
             self._bytes = 0
 
-    def _fits(self, nbytes: int, keep: np.ndarray | None = None) -> bool:
-        """Room for `nbytes` more, made by dropping the least recently used masks other than `keep`; False (and
-        nothing dropped) when it cannot fit."""
-        others = sum(m.nbytes + self._slots[id(m)].nbytes if id(m) in self._slots else m.nbytes
-                     for m in self._masks.values() if m is not keep)  # fmt: skip
-        if self._bytes - others + nbytes > self.budget:
+    def _owner(self, mask: np.ndarray) -> _Kept | None:
+        kept = self._kept.get(self._key_of.get(id(mask)))  # type: ignore[arg-type]
+        return kept if kept is not None and kept.mask is mask else None
+
+    def _room(self, nbytes: int, keep: _Kept | None = None) -> bool:
+        """Room for `nbytes` more, made by dropping the least recently used entries (never `keep`, the newest);
+        False, with nothing dropped, when even that would not make enough."""
+        if nbytes > self.budget - (0 if keep is None else keep.nbytes):
             return False
-        self._bytes += nbytes
-        for key in [k for k, m in self._masks.items() if m is not keep]:  # oldest first
-            if self._bytes <= self.budget:
-                break
-            old = self._masks.pop(key)
-            dropped = self._slots.pop(id(old), None)
-            self._bytes -= old.nbytes + (0 if dropped is None else dropped.nbytes)
+        while self._bytes + nbytes > self.budget:
+            _, old = self._kept.popitem(last=False)
+            del self._key_of[id(old.mask)]
+            self._bytes -= old.nbytes
         return True

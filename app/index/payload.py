@@ -87,14 +87,14 @@ class _KeywordField:
     def load(self, slots: list[int], values: list[Any]) -> None:
         """Index the values of slots not indexed yet (a collection opening); values of another type are left
         out, as `_store` leaves them out."""
-        code_of, several, strings = self.code_of, self._code_of_slot, self._strings
-        codes = []
+        code_of, codes = self.code_of, []
         for slot, value in zip(slots, values, strict=True):
             if type(value) is str:  # the common case first: one dict lookup
                 code = code_of.get(value)
                 codes.append(self._code(value) if code is None else code)
             else:
-                codes.append(NO_VALUE if value is None or (kept := strings(value)) is None else several(slot, kept))
+                kept = None if value is None else self._strings(value)
+                codes.append(NO_VALUE if kept is None else self._code_of_slot(slot, kept))
         if slots:
             self._grow(max(slots) + 1)
             self.codes[slots] = codes
@@ -137,11 +137,12 @@ class _KeywordField:
         ]
 
     def facet(self, selected: np.ndarray, limit: int) -> list[tuple[FacetValue, int]]:
-        chosen = self._column(len(selected))[selected]
+        column = self._column(len(selected))
+        chosen = column[selected]
         per_code = np.bincount(chosen[chosen >= 0], minlength=len(self.values))
         counts: Counter[str] = Counter({self.values[c]: int(per_code[c]) for c in np.flatnonzero(per_code).tolist()})
         if self.several:  # a point with a list counts once for each of its values
-            lists = np.flatnonzero(self._column(len(selected)) == MANY_VALUES)
+            lists = np.flatnonzero(column == MANY_VALUES)
             counts.update(chain.from_iterable(self.several[s] for s in lists[selected[lists]].tolist()))
         return _most_common(counts, limit)
 

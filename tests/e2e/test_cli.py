@@ -110,8 +110,9 @@ def test_export_without_vectors_imports_back_into_a_twin(
     ids = [r["id"] for r in rows]
     with server.client() as http:
         got = [
-            http.post(f"/collections/{name}/points/get", json={"ids": ids, "with_vector": True, "with_source": True})
-            .json()["points"]
+            http.post(
+                f"/collections/{name}/points/get", json={"ids": ids, "with_vector": True, "with_source": True}
+            ).json()["points"]
             for name in ("original", "twin")
         ]
     assert [p["payload"] for p in got[1]] == [{"n": 0}, {"n": 1}]
