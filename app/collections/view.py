@@ -19,7 +19,7 @@ from app.collections.points import PointTable
 from app.core.config import Settings
 from app.core.errors import DimensionMismatch, InvalidVector
 from app.embedding.base import Embedder, Modality
-from app.index.base import prepare
+from app.index.base import prepare, row_norms
 from app.index.hnsw import HnswIndex
 from app.index.payload import FacetValue
 from app.index.tokens import match_expression
@@ -58,10 +58,14 @@ def prepare_vectors(config: CollectionConfig, vectors: np.ndarray, expected: int
                 index=bad,
             )
         raise InvalidVector(f"vector #{bad} contains NaN or infinity", index=bad)
-    if config.metric == "cosine" and not np.linalg.norm(vectors, axis=1).all():
-        bad = int(np.flatnonzero(np.linalg.norm(vectors, axis=1) == 0)[0])
+    if config.metric != "cosine":
+        return prepare(vectors, config.metric)
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = row_norms(out)  # once, for the check and the division (what `prepare` does)
+    if not norms.all():
+        bad = int(np.flatnonzero(norms == 0)[0])
         raise InvalidVector(f"vector #{bad} is all zeros: a cosine collection cannot rank it", index=bad)
-    return prepare(vectors, config.metric)
+    return out / norms
 
 
 class ReadView:

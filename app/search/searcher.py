@@ -81,7 +81,8 @@ def search_inline(collection: Catalog, query: Query) -> SearchResult | None:
         with collection.try_reading() as view:
             if query.filter and view.scans(query.filter):
                 return None
-            planned = replace(_plan(view, query), inline=True)
+            planned = _plan(view, query)
+            planned.inline = True  # set on the plan made here, not copied into a new one (dataclasses.replace: 8 µs)
             quick = planned.plan == "hnsw" or planned.candidates * view.config.dim <= INLINE_EXACT_FLOATS
             if not quick:
                 return None
@@ -123,8 +124,9 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
             results[i] = _run_one(view, p, monitor)
     for (k, ef), members in groups.items():
         assert view.graph is not None
-        try:
-            slots, scores = view.graph.search(np.vstack([planned[i].vector for i in members]), k, ef=ef)
+        vectors = [planned[i].vector for i in members]
+        try:  # one query's vector goes as it is: a copy into a matrix of one row costs a single search 5 µs
+            slots, scores = view.graph.search(vectors[0] if len(vectors) == 1 else np.vstack(vectors), k, ef=ef)
         except IncompleteResult:  # heavy deletes starved the graph: answer these one by one
             for i in members:
                 results[i] = _run_one(view, planned[i], monitor)

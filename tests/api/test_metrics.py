@@ -134,3 +134,17 @@ def test_label_values_and_numbers_follow_the_text_format() -> None:
     assert sample("m", {}, 0.25) == "m 0.25"
     assert [number(v) for v in (float("inf"), float("-inf"), 3, 1e20)] == ["+Inf", "-Inf", "3", "1e+20"]
     assert number(float("nan")) == "NaN"
+
+
+def test_fastapi_opentelemetry_follows_the_providers_configured_before_the_app(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("fastapi.telemetry._api")  # FastAPI's own OpenTelemetry: new releases only
+    from opentelemetry import trace
+
+    unconfigured = create_app(settings)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())  # as if configured
+    configured = create_app(settings)
+    # `_native_telemetry` is FastAPI's per-request switch: what it says is whether spans are made
+    assert configured._native_telemetry.enabled()
+    assert not unconfigured._native_telemetry.enabled()  # decided when it was made: no per-request lookups
