@@ -21,7 +21,7 @@ from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.layout import DB_FILE, MODELS_DIR
 from app.collections.lexical import documents
 from app.collections.models import CollectionConfig, Page, Point, PointId, Source
-from app.collections.points import PointTable
+from app.collections.points import ImageMismatch, PointTable
 from app.collections.reembed import brought_up_to_date
 from app.collections.rwlock import RWLock
 from app.collections.view import EventRow, Part, QueriedEvent, ReadView, WouldBlock, prepare_vectors
@@ -30,11 +30,14 @@ from app.core.errors import CollectionNotFound, InvalidInput, PointNotFound
 from app.embedding.base import Embedder, Modality
 from app.embedding.factory import EmbedderPool
 from app.index.payload import FieldType
+from app.storage.arrays import CorruptArrays, read_arrays
+from app.storage.checkpoint import CorruptCheckpoint, read_manifest, table_image
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LEXICAL_OWED = "lexical_rebuild_owed"  # meta key: true while the keyword index lags its fields
+IMAGE, ROWS = "checkpoint image", "stored rows"  # where an opening found the points
 PartFactory = Callable[["Collection"], Part]  # builds a part for a collection that has just opened
 
 
@@ -47,6 +50,37 @@ def _encode_payload(pid: PointId, payload: dict[str, Any] | None) -> bytes | Non
         return bytes(memoryview(orjson.dumps(payload)))
     except orjson.JSONEncodeError as err:  # integers past 64 bits, nesting past 254 levels
         raise InvalidInput(f"point {pid!r}: payload cannot be stored: {err}", id=pid) from None
+
+
+def _empty_table(config: CollectionConfig, settings: Settings) -> PointTable:
+    return PointTable(config.dim, config.metric, config.payload_indexes, settings.mask_cache_mb << 20)
+
+
+def _load_table(
+    folder: Path, config: CollectionConfig, settings: Settings, store: PointStore
+) -> tuple[PointTable, np.ndarray, str]:
+    """The stored points in memory, each slot's write sequence number (for the graph's replay) and where they
+    came from: the last checkpoint's image of the table with the writes after it replayed, or, without a usable
+    one, every stored row."""
+    try:
+        manifest = read_manifest(folder)
+        found = None if manifest is None else table_image(folder, manifest)
+        if manifest is not None and found is not None:
+            covered = int(manifest["seq"])
+            if covered > store.seq:  # relaxed durability lost the last commits (power loss): the image has more
+                raise ImageMismatch(f"it covers write {covered}, the database ends at {store.seq}")
+            table = _empty_table(config, settings)
+            table.restore(*read_arrays(*found))
+            seq_of_slot = table.replay(
+                store.tombstones_after(covered), store.points(since=covered), store.max_slot() + 1
+            )
+            if table.count != store.count():  # the image and the database disagree: trust the database
+                raise ImageMismatch(f"it holds {table.count} points after replay, the database {store.count()}")
+            return table, seq_of_slot, IMAGE
+    except (CorruptCheckpoint, CorruptArrays, ImageMismatch, KeyError, TypeError, ValueError) as err:
+        log.warning("collection %s: table image unusable (%s); loading every stored point", config.name, err)
+    table = _empty_table(config, settings)
+    return table, table.load(store.points(), store.max_slot() + 1), ROWS
 
 
 class Collection:
@@ -67,18 +101,20 @@ class Collection:
         settings: Settings,
         embedder: Embedder | None = None,
         embedders: EmbedderPool | None = None,
+        table: PointTable | None = None,
     ) -> None:
         self._folder, self._config, self._store, self._settings = folder, config, store, settings
         self.embedder = embedder
         self._embedders = embedders  # where another model comes from when the collection switches to it
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
-        self._table = PointTable(config.dim, config.metric, config.payload_indexes, settings.mask_cache_mb << 20)
+        self._table = table or _empty_table(config, settings)
         self.graph = GraphManager(folder, config, settings, store, self._table, self._rw, self._write_mutex)
         self._field_builds: dict[str, tuple[int, Backfill]] = {}  # payload indexes added while serving
         self._lexical = Backfill(f"{config.name}-lexical", self._live_slots, self._rewrite_lexical, self._lexical_built)
         self._parts: dict[type, Part] = {}
         self.closed = False
+        self.loaded_from = ROWS  # IMAGE when an opening took the checkpoint's image of the table
 
     # ---- identity (the Catalog protocol) -------------------------------------------------------
     @property
@@ -141,8 +177,10 @@ class Collection:
         try:
             config = CollectionConfig.from_json(store.get_meta("config"))
             embedder = embedders.get(config.embedder, folder / MODELS_DIR) if config.embedder else None
-            collection = cls(folder, config, store, settings, embedder, embedders)
-            seq_of_slot = collection._table.load(store.points(), store.max_slot() + 1)
+            table, seq_of_slot, source = _load_table(folder, config, settings, store)
+            collection = cls(folder, config, store, settings, embedder, embedders, table)
+            collection.loaded_from = source
+            log.info("collection %s: %d points from its %s", config.name, table.count, source)
         except BaseException:
             store.close()
             raise

@@ -17,7 +17,8 @@ from app.collections.rwlock import RWLock
 from app.core.config import Settings
 from app.core.errors import is_disk_full
 from app.index.hnsw import HnswIndex
-from app.storage.checkpoint import CorruptCheckpoint, read_checkpoint, write_checkpoint
+from app.storage.arrays import write_arrays
+from app.storage.checkpoint import CorruptCheckpoint, Staged, read_checkpoint, write_checkpoint
 from app.storage.sqlite_store import PointStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class _Staged:
     path: Path
     info: dict[str, object]
     changes: int  # the changed points it covers
+    table: Staged  # the point table's image as of the same batch
 
 
 class GraphManager:
@@ -202,20 +204,28 @@ class GraphManager:
             "count": index.live_count,
             "deleted": index.deleted_labels(),
         }
-        path = self._folder / f"hnsw-{seq}.bin.staged"  # removed by the next checkpoint if a crash leaves it
+        # Both removed by the next checkpoint if a crash leaves them.
+        path, table_path = self._folder / f"hnsw-{seq}.bin.staged", self._folder / f"table-{seq}.bin.staged"
         try:
             index.save(path)
+            # The table too, so that an opening reads it instead of every stored row (2.4x faster on 399k points,
+            # benchmarks/RESULTS.md, "Opening a collection").
+            table = Staged(table_path, write_arrays(table_path, *self._table.image()))
         except BaseException:
             path.unlink(missing_ok=True)
+            table_path.unlink(missing_ok=True)
             raise
-        return _Staged(seq, path, info, self._changes)
+        return _Staged(seq, path, info, self._changes, table)
 
     def _finish(self, staged: _Staged) -> None:
-        """Make the staged file the checkpoint: fsync, checksum, manifest (no lock needed)."""
+        """Make the staged files the checkpoint: fsync, checksum, manifest (no lock needed)."""
         try:
-            write_checkpoint(self._folder, staged.seq, lambda tmp: os.replace(staged.path, tmp), staged.info)
-        finally:
-            staged.path.unlink(missing_ok=True)  # moved in on success; on a failure, its space back
+            write_checkpoint(
+                self._folder, staged.seq, lambda tmp: os.replace(staged.path, tmp), staged.info, staged.table
+            )
+        finally:  # moved in on success; on a failure, their space back
+            staged.path.unlink(missing_ok=True)
+            staged.table.path.unlink(missing_ok=True)
 
     def _settle(self, staged: _Staged) -> None:
         """After the checkpoint is on disk (write mutex held): forget what it covers."""

@@ -16,7 +16,14 @@ from app.collections.models import Point, PointId
 from app.index.base import Metric
 from app.index.exact import ExactIndex
 from app.index.payload import FieldType, PayloadIndex, Rows
-from app.storage.sqlite_store import StoredPoint
+from app.storage.sqlite_store import POINTS_CHUNK, StoredPoint
+
+IMAGE_VERSION = 1  # of the image a checkpoint keeps of the table (`PointTable.image`)
+FIELD_PREFIX = "field:"  # an image's array of one indexed payload field
+
+
+class ImageMismatch(Exception):
+    """A checkpoint's image of the table that does not fit the collection or itself."""
 
 
 @contextmanager
@@ -70,36 +77,136 @@ class PointTable:
         """Fill from the stored rows, chunk by chunk in slot order, every slot below `size`; returns each slot's
         write sequence number."""
         with _cyclic_gc_paused():
-            seq_of_slot = self._load(chunks, size)
+            self.ids = [None] * size
+            self.payloads = [None] * size
+            self.exact.reserve(size)
+            seq_of_slot = np.zeros(size, np.int64)
+            for rows in chunks:
+                self._load_rows(rows, seq_of_slot)
+            self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
         _trim_heap()
         return seq_of_slot
 
-    def _load(self, chunks: Iterable[list[StoredPoint]], size: int) -> np.ndarray:
-        self.ids = [None] * size
-        self.payloads = [None] * size
-        self.exact.reserve(size)
-        seq_of_slot = np.zeros(size, np.int64)
-        for rows in chunks:
-            slots = [row.slot for row in rows]
-            # One orjson call per chunk for the ids and one for the payloads: a call per row cost twice as long.
-            pids = orjson.loads("[" + ",".join([row.id_json for row in rows]) + "]")
-            raw = [row.payload for row in rows]
-            parsed = orjson.loads(b"[" + b",".join([p or b"null" for p in raw]) + b"]")
-            if slots[-1] - slots[0] == len(slots) - 1:  # consecutive slots (no freed ones among them): slices
-                self.ids[slots[0] : slots[-1] + 1] = pids
-                self.payloads[slots[0] : slots[-1] + 1] = raw
-            else:
-                for slot, pid, p in zip(slots, pids, raw, strict=True):
-                    self.ids[slot], self.payloads[slot] = pid, p
-            self.slot_of.update(zip(pids, slots, strict=True))
-            at = np.asarray(slots, np.int64)
-            seq_of_slot[at] = [row.seq for row in rows]
-            self.payload_index.load(slots, parsed)
-            self.exact.upsert(
-                at, np.frombuffer(b"".join(row.vector for row in rows), np.float32).reshape(len(rows), -1)
-            )
-        self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
+    def _load_rows(self, rows: list[StoredPoint], seq_of_slot: np.ndarray, *, replacing: bool = False) -> None:
+        """One chunk of stored rows into their slots; `replacing` first forgets what those slots, and the rows'
+        ids, held (rows written after a checkpoint's image)."""
+        slots = [row.slot for row in rows]
+        # One orjson call per chunk for the ids and one for the payloads: a call per row cost twice as long.
+        pids = orjson.loads("[" + ",".join([row.id_json for row in rows]) + "]")
+        raw = [row.payload for row in rows]
+        parsed = orjson.loads(b"[" + b",".join([p or b"null" for p in raw]) + b"]")
+        if replacing:
+            for slot, pid in zip(slots, pids, strict=True):
+                self.forget(slot)
+                if (elsewhere := self.slot_of.get(pid)) is not None:
+                    self.forget(elsewhere)
+        if slots[-1] - slots[0] == len(slots) - 1:  # consecutive slots (no freed ones among them): slices
+            self.ids[slots[0] : slots[-1] + 1] = pids
+            self.payloads[slots[0] : slots[-1] + 1] = raw
+        else:
+            for slot, pid, p in zip(slots, pids, raw, strict=True):
+                self.ids[slot], self.payloads[slot] = pid, p
+        self.slot_of.update(zip(pids, slots, strict=True))
+        at = np.asarray(slots, np.int64)
+        seq_of_slot[at] = [row.seq for row in rows]
+        self.payload_index.load(slots, parsed)
+        self.exact.upsert(at, np.frombuffer(b"".join(row.vector for row in rows), np.float32).reshape(len(rows), -1))
+
+    # ---- a checkpoint's image: the table without reading every stored row ---------------------------------
+    def image(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Everything `restore` needs to stand for the stored rows as of now, as a header and arrays (the owner
+        keeps writers away while it is made and written: the arrays are views)."""
+        size = self.size
+        payloads = self.payloads[:size]
+        vectors, alive = self.exact.image()
+        fields, columns = self.payload_index.image(size)
+        header = {
+            "version": IMAGE_VERSION,
+            "dim": self.exact.dim,
+            "metric": self.exact.metric,
+            "size": size,
+            "count": self.count,
+            "fields": fields,
+        }
+        arrays = {
+            "vectors": vectors,
+            "alive": alive,
+            "ids": np.frombuffer(orjson.dumps(self.ids[:size]), np.uint8),
+            "payloads": np.frombuffer(b"".join([p for p in payloads if p is not None]), np.uint8),
+            "payload_lengths": np.fromiter((-1 if p is None else len(p) for p in payloads), np.int64, size),
+            **{FIELD_PREFIX + key: column for key, column in columns.items()},
+        }
+        return header, arrays
+
+    def restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Fill an empty table from a checkpoint's image; ImageMismatch when it does not fit this collection
+        (then the table is left empty). Fields the image lacks are indexed from the payloads."""
+        size, count = header.get("size"), header.get("count")
+        fits = (header.get("version"), header.get("dim"), header.get("metric")) == (
+            IMAGE_VERSION,
+            self.exact.dim,
+            self.exact.metric,
+        )
+        try:
+            vectors, alive, lengths = arrays["vectors"], arrays["alive"], arrays["payload_lengths"]
+            ids = orjson.loads(memoryview(arrays["ids"]))
+        except (KeyError, ValueError) as err:
+            raise ImageMismatch(f"a part is missing or unreadable: {err}") from err
+        shapes = (vectors.shape, alive.shape, lengths.shape, len(ids))
+        if not fits or not isinstance(size, int) or shapes != ((size, self.exact.dim), (size,), (size,), size):
+            raise ImageMismatch("made for another collection, or its parts disagree")
+        blob = arrays["payloads"].tobytes()
+        lengths_list = lengths.tolist()
+        if int(np.maximum(lengths, 0).sum()) != len(blob) or np.count_nonzero(alive) != count:
+            raise ImageMismatch("its parts disagree")
+        with _cyclic_gc_paused():
+            slot_of = dict(zip(ids, range(size), strict=True))
+            slot_of.pop(None, None)  # the freed slots
+            if len(slot_of) != count:
+                raise ImageMismatch("its ids and its count disagree")
+            starts = np.cumsum(np.maximum(lengths, 0)).tolist()
+            payloads = [None if n < 0 else blob[end - n : end] for end, n in zip(starts, lengths_list, strict=True)]
+            self.ids, self.slot_of, self.payloads = ids, slot_of, payloads
+            self.exact.restore(vectors, alive.astype(bool, copy=False))
+            columns = {key[len(FIELD_PREFIX) :]: a for key, a in arrays.items() if key.startswith(FIELD_PREFIX)}
+            missing = self.payload_index.restore(header.get("fields") or {}, columns, size)
+            if missing:  # an index declared after the image was made: from the payloads, as a full load does
+                self._index_from_payloads(missing)
+            self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
+
+    def _index_from_payloads(self, keys: list[str]) -> None:
+        slots = [slot for slot, p in enumerate(self.payloads) if p is not None]
+        for start in range(0, len(slots), POINTS_CHUNK):
+            chunk = slots[start : start + POINTS_CHUNK]
+            parsed = orjson.loads(b"[" + b",".join([self.payloads[s] for s in chunk]) + b"]")  # type: ignore[misc]
+            self.payload_index.load(chunk, parsed, keys)
+
+    def replay(self, deleted: list[int], chunks: Iterable[list[StoredPoint]], size: int) -> np.ndarray:
+        """Bring a table restored from an image level with the store: forget the slots freed after the image
+        (`deleted`), then take the rows written after it. `size`: one past the highest slot a stored point
+        holds. Returns each slot's write sequence number (0 where the image has the point as it is)."""
+        size = max(size, self.size)
+        with _cyclic_gc_paused():
+            self.ids += [None] * (size - len(self.ids))
+            self.payloads += [None] * (size - len(self.payloads))
+            self.exact.reserve(size)
+            seq_of_slot = np.zeros(size, np.int64)
+            for slot in deleted:
+                self.forget(slot)
+            for rows in chunks:
+                self._load_rows(rows, seq_of_slot, replacing=True)
+            self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
+        _trim_heap()
         return seq_of_slot
+
+    def forget(self, slot: int) -> None:
+        """Empty one slot, whatever it holds (an opening that replays writes)."""
+        if slot < len(self.ids) and (pid := self.ids[slot]) is not None:
+            if self.slot_of.get(pid) == slot:
+                del self.slot_of[pid]
+            self.ids[slot] = self.payloads[slot] = None
+            self.payload_index.remove(slot)
+            self.exact.delete(np.array([slot], np.int64))
 
     def assign_slots(self, ids: list[PointId]) -> tuple[np.ndarray, int]:
         """Existing ids keep their slot; new ones take freed slots first (reusing graph nodes).

@@ -36,6 +36,14 @@ class ExactIndex:
         """Room for `rows` slots at once (a load that knows its size copies nothing while it grows)."""
         self._ensure_capacity(rows)
 
+    def image(self) -> tuple[np.ndarray, np.ndarray]:
+        """The matrix and liveness of the slots in use (views: the caller keeps writers away while it reads)."""
+        return self._vectors[: self._size], self._alive[: self._size]
+
+    def restore(self, vectors: np.ndarray, alive: np.ndarray) -> None:
+        """Take a matrix and liveness of equal length as they are (an opening from a checkpoint's image)."""
+        self._vectors, self._alive, self._size = vectors, alive, len(alive)
+
     def vectors(self, slots: np.ndarray) -> np.ndarray:
         return np.take(self._vectors, slots, axis=0)
 

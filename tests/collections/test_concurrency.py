@@ -60,8 +60,8 @@ def test_writes_deletes_searches_and_checkpoints_at_once(tmp_path: Path, monkeyp
     checkpointed = threading.Condition()
     real_write = graph_module.write_checkpoint
 
-    def spy(folder: Path, seq: int, save: Any, info: dict[str, Any]) -> None:
-        real_write(folder, seq, save, info)
+    def spy(folder: Path, seq: int, save: Any, info: dict[str, Any], table: Any = None) -> None:
+        real_write(folder, seq, save, info, table)
         with checkpointed:
             checkpoints.append(seq)
             checkpointed.notify_all()
@@ -254,10 +254,10 @@ def test_writers_do_not_wait_for_the_checkpoint_files(
     writing, release = threading.Event(), threading.Event()
     real_write = graph_module.write_checkpoint
 
-    def slow_write(folder: Path, seq: int, save: Any, info: dict[str, Any]) -> None:
+    def slow_write(folder: Path, seq: int, save: Any, info: dict[str, Any], table: Any = None) -> None:
         writing.set()
         release.wait(WAIT)  # the files of a large graph: slow until the test lets them go
-        real_write(folder, seq, save, info)
+        real_write(folder, seq, save, info, table)
 
     monkeypatch.setattr(graph_module, "write_checkpoint", slow_write)
     data = clustered(4100, DIM, seed=4)

@@ -13,12 +13,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from app.collections.collection import Collection
+from app.collections.collection import IMAGE, ROWS, Collection
 from app.collections.models import CollectionConfig
 from app.core.config import Settings
 from app.main import open_registry
 from app.search.models import Query
 from app.search.searcher import search
+from app.storage.checkpoint import read_manifest
 
 DIM = 3
 ids = st.one_of(st.integers(0, 12), st.sampled_from(["a", "b", "sku-1", "0"]))
@@ -71,8 +72,11 @@ class DurableCollectionModel(RuleBasedStateMachine):
             self.registry._lock.release()
         else:
             self.registry.close()
+        had_image = (manifest := read_manifest(self.root / "c")) is not None and "table" in manifest
         self.registry = open_registry(self.settings)
         assert self.c.graph.wait(timeout=30) and self.c.graph.state == "ready"
+        # a checkpoint's image of the table, with the writes after it replayed, is what an opening reads
+        assert self.c.loaded_from == (IMAGE if had_image else ROWS)
 
     @invariant()
     def answers_like_the_model(self) -> None:

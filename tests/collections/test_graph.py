@@ -122,7 +122,7 @@ def test_a_failed_checkpoint_is_counted_on_metrics_and_retried(tmp_path: Path, m
 
         attempts: list[int] = []
 
-        def broken(folder: Path, seq: int, save: Any, info: dict[str, Any]) -> None:
+        def broken(folder: Path, seq: int, save: Any, info: dict[str, Any], table: Any = None) -> None:
             attempts.append(seq)
             raise OSError(28, "No space left on device")
 
@@ -155,7 +155,7 @@ def test_a_failing_checkpoint_at_close_still_closes(tmp_path: Path, monkeypatch:
     assert collection.graph.wait(WAIT)
     fill(collection, 20)
 
-    def broken(folder: Path, seq: int, save: Any, info: dict[str, Any]) -> None:
+    def broken(folder: Path, seq: int, save: Any, info: dict[str, Any], table: Any = None) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(graph_module, "write_checkpoint", broken)
