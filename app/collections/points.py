@@ -114,12 +114,13 @@ class PointTable:
 
     # ---- a checkpoint's image: the table without reading every stored row ---------------------------------
     def image(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Everything `restore` needs to stand for the stored rows as of now, as a header and arrays (the owner
-        keeps writers away while it is made and written: the arrays are views)."""
+        """Everything `restore` needs to stand for the stored rows as of now, as a header and arrays of its own:
+        writers may go on once it is made (the owner keeps them away meanwhile)."""
         size = self.size
         payloads = self.payloads[:size]
-        vectors, alive = self.exact.image()
+        vectors, alive = (a.copy() for a in self.exact.image())
         fields, columns = self.payload_index.image(size)
+        columns = {key: column.copy() for key, column in columns.items()}
         header = {
             "version": IMAGE_VERSION,
             "dim": self.exact.dim,

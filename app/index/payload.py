@@ -103,7 +103,7 @@ class _KeywordField:
     def image(self, size: int) -> tuple[dict[str, Any], np.ndarray]:
         """The field as a checkpoint keeps it: its values and lists in the header, its code column beside."""
         several = [[slot, list(values)] for slot, values in self.several.items()]
-        return {"kind": "keyword", "values": self.values, "several": several}, self._column(size)
+        return {"kind": "keyword", "values": list(self.values), "several": several}, self._column(size)
 
     def restore(self, header: dict[str, Any], column: np.ndarray) -> None:
         self.codes = column.astype(np.int32, copy=False)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
 
 MAGIC = b"UMBRELLA-ARRAYS\x001"
 _LENGTH = struct.Struct("<Q")
+ALIGN = 64  # each array starts at a multiple of this in the file, so a mapped one is aligned for SIMD loads
 
 
 class CorruptArrays(Exception):
@@ -29,14 +31,16 @@ def write_arrays(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarra
             f.write(part)
             digest.update(part)
         for array in arrays.values():
-            data = _bytes(np.ascontiguousarray(array))
-            f.write(data)
-            digest.update(data)
+            for data in (bytes(-f.tell() % ALIGN), _bytes(np.ascontiguousarray(array))):
+                f.write(data)
+                digest.update(data)
     return digest.hexdigest()
 
 
-def read_arrays(path: Path, sha256: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and the arrays, each in memory of its own (writable), after checking the whole file's hash."""
+def read_arrays(path: Path, sha256: str, mapped: Collection[str] = ()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and the arrays, after checking the whole file's hash: each in memory of its own, or for those
+    named in `mapped`, mapped from the file copy-on-write (writable; a page is read when touched, and a write
+    stays in this process). Replacing or removing the file later does not change what was mapped."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -55,6 +59,10 @@ def read_arrays(path: Path, sha256: str) -> tuple[dict[str, Any], dict[str, np.n
                 raise CorruptArrays(f"{path.name} is cut short")  # checked before a crafted shape is allocated
             arrays = {}
             for name, (dtype, shape) in specs.items():
+                digest.update(f.read(-f.tell() % ALIGN))
+                if name in mapped:
+                    arrays[name] = _mapped(f, path, dtype, shape, digest)
+                    continue
                 array = np.empty(shape, dtype)
                 data = _bytes(array)
                 if f.readinto(data) != len(data):
@@ -73,3 +81,18 @@ def read_arrays(path: Path, sha256: str) -> tuple[dict[str, Any], dict[str, np.n
 def _bytes(array: np.ndarray) -> memoryview:
     """A C-contiguous array's memory as bytes (a memoryview cast refuses shapes with a zero in them)."""
     return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def _mapped(f: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...], digest: Any) -> np.ndarray:
+    """The array at the file's position, mapped; its bytes hashed through a small buffer (so hashing leaves them
+    in the page cache, not in this process's memory) and the file left past it."""
+    offset, left = f.tell(), dtype.itemsize * int(np.prod(shape))
+    while left:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            raise CorruptArrays(f"{path.name} is cut short")
+        digest.update(chunk)
+        left -= len(chunk)
+    if not np.prod(shape):  # nothing to map (mmap refuses an empty length)
+        return np.empty(shape, dtype)
+    return np.memmap(path, dtype, mode="c", offset=offset, shape=shape).view(np.ndarray)
