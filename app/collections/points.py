@@ -133,8 +133,10 @@ class PointTable:
             "vectors": vectors,
             "alive": alive,
             "ids": np.frombuffer(orjson.dumps(self.ids[:size]), np.uint8),
-            "payloads": np.frombuffer(b"".join([p for p in payloads if p is not None]), np.uint8),
-            "payload_lengths": np.fromiter((-1 if p is None else len(p) for p in payloads), np.int64, size),
+            # One line each (compact JSON has no newline): one split makes them all again, twice as fast as
+            # slicing by offsets. An empty line is a slot without one, or with a null payload (`absent` says).
+            "payloads": np.frombuffer(b"\n".join([p or b"" for p in payloads]), np.uint8),
+            "absent": np.fromiter((p is None for p in payloads), bool, size),
             **{FIELD_PREFIX + key: column for key, column in columns.items()},
         }
         return header, arrays
@@ -149,24 +151,21 @@ class PointTable:
             self.exact.metric,
         )
         try:
-            vectors, alive, lengths = arrays["vectors"], arrays["alive"], arrays["payload_lengths"]
+            vectors, alive, absent = arrays["vectors"], arrays["alive"], arrays["absent"]
             ids = orjson.loads(memoryview(arrays["ids"]))
         except (KeyError, ValueError) as err:
             raise ImageMismatch(f"a part is missing or unreadable: {err}") from err
-        shapes = (vectors.shape, alive.shape, lengths.shape, len(ids))
+        shapes = (vectors.shape, alive.shape, absent.shape, len(ids))
         if not fits or not isinstance(size, int) or shapes != ((size, self.exact.dim), (size,), (size,), size):
             raise ImageMismatch("made for another collection, or its parts disagree")
-        blob = arrays["payloads"].tobytes()
-        lengths_list = lengths.tolist()
-        if int(np.maximum(lengths, 0).sum()) != len(blob) or np.count_nonzero(alive) != count:
-            raise ImageMismatch("its parts disagree")
         with _cyclic_gc_paused():
+            payloads: list[bytes | None] = arrays["payloads"].tobytes().split(b"\n") if size else []
             slot_of = dict(zip(ids, range(size), strict=True))
             slot_of.pop(None, None)  # the freed slots
-            if len(slot_of) != count:
-                raise ImageMismatch("its ids and its count disagree")
-            starts = np.cumsum(np.maximum(lengths, 0)).tolist()
-            payloads = [None if n < 0 else blob[end - n : end] for end, n in zip(starts, lengths_list, strict=True)]
+            if len(payloads) != size or len(slot_of) != count or np.count_nonzero(alive) != count:
+                raise ImageMismatch("its parts disagree")
+            for slot in np.flatnonzero(absent).tolist():
+                payloads[slot] = None
             self.ids, self.slot_of, self.payloads = ids, slot_of, payloads
             self.exact.restore(vectors, alive.astype(bool, copy=False))
             columns = {key[len(FIELD_PREFIX) :]: a for key, a in arrays.items() if key.startswith(FIELD_PREFIX)}
