@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from app.collections.backfill import Backfill
-from app.collections.graph import GraphManager
+from app.collections.graph import Checked, GraphManager, check_checkpoint
 from app.collections.ingest import PointInput, embed_items, vectors_of
 from app.collections.layout import DB_FILE, MODELS_DIR
 from app.collections.lexical import documents
@@ -180,6 +180,7 @@ class Collection:
         try:
             config = CollectionConfig.from_json(store.get_meta("config"))
             embedder = embedders.get(config.embedder, folder / MODELS_DIR) if config.embedder else None
+            checked = check_checkpoint(folder)  # beside the table's load
             table, seq_of_slot, source = _load_table(folder, config, settings, store)
             collection = cls(folder, config, store, settings, embedder, embedders, table)
             collection.loaded_from = source
@@ -187,15 +188,15 @@ class Collection:
         except BaseException:
             store.close()
             raise
-        collection._start(seq_of_slot, parts)
+        collection._start(seq_of_slot, parts, checked)
         return collection
 
-    def _start(self, seq_of_slot: np.ndarray, parts: Sequence[PartFactory]) -> None:
+    def _start(self, seq_of_slot: np.ndarray, parts: Sequence[PartFactory], checked: Checked | None = None) -> None:
         try:
             for make in parts:  # before the graph: a part may read every point (personalization replays events)
                 part = make(self)
                 self._parts[type(part)] = part
-            self.graph.start(seq_of_slot)
+            self.graph.start(seq_of_slot, checked)
             if self._store.get_meta(LEXICAL_OWED):  # a rebuild a stop or crash cut short
                 self._lexical.request()
         except BaseException:

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,24 @@ from app.storage.sqlite_store import PointStore
 log = logging.getLogger(__name__)
 BUILD_CHUNK = 10_000  # points per add_items call while building: memory stays flat, a close can cut in between
 COMPACT_AFTER = 1_000  # dead nodes a graph may carry whatever its size; past that, up to as many as it has live
+
+
+Checked = Future[tuple[Path, dict[str, Any]] | None]  # what `read_checkpoint` returns, or raises
+
+
+def check_checkpoint(folder: Path) -> Checked:
+    """`read_checkpoint` in a thread of its own, started now: its SHA-256 of the graph file releases the GIL, so an
+    opening checks the graph while it loads the table (399k points: 0.09 s of 0.7 s to ready)."""
+    checked: Checked = Future()
+
+    def run() -> None:
+        try:
+            checked.set_result(read_checkpoint(folder))
+        except BaseException as err:  # handed to whoever asks for the result
+            checked.set_exception(err)
+
+    threading.Thread(target=run, name=f"check-{folder.name}", daemon=True).start()
+    return checked
 
 
 @dataclass(frozen=True)
@@ -74,11 +93,14 @@ class GraphManager:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._checked: Checked | None = None
 
     # ---- life cycle -------------------------------------------------------------------------
-    def start(self, seq_of_slot: np.ndarray) -> None:
-        """Start the builder and the checkpointer; until the graph is installed the planner answers exactly."""
+    def start(self, seq_of_slot: np.ndarray, checked: Checked | None = None) -> None:
+        """Start the builder and the checkpointer; until the graph is installed the planner answers exactly.
+        `checked`: the checkpoint, already being checked (`check_checkpoint`)."""
         name = self.config.name
+        self._checked = checked
         self._threads = [
             threading.Thread(target=self._bring_up, args=(seq_of_slot,), name=f"graph-{name}", daemon=True),
             threading.Thread(target=self._checkpointer, name=f"checkpoint-{name}", daemon=True),
@@ -281,7 +303,8 @@ class GraphManager:
     def _from_checkpoint(self, seq_of_slot: np.ndarray) -> tuple[HnswIndex | None, set[int]]:
         name, cfg = self.config.name, self.config
         try:
-            found = read_checkpoint(self._folder)
+            checked, self._checked = self._checked, None  # checked once, as the collection opened
+            found = read_checkpoint(self._folder) if checked is None else checked.result()
         except CorruptCheckpoint as err:
             log.warning("collection %s: %s; rebuilding the graph from the database", name, err)
             return None, set()
