@@ -1,8 +1,9 @@
 """Every file and folder name of a data directory and of a collection folder, spelled once.
 
 A data directory holds `.lock` (storage/lockfile.py: one server per directory), `.snapshots/<name>/`
-and one folder per collection. A collection folder holds DB_FILE, RANKER_FILE, FINETUNE_FILE, MODELS_DIR and the graph
-checkpoint (`checkpoint.json` and the `hnsw-<seq>.bin` it names: storage/checkpoint.py owns that format).
+and one folder per collection. A collection folder holds DB_FILE, RANKER_FILE, FINETUNE_FILE, MODELS_DIR and the
+checkpoint (`checkpoint.json` and the `hnsw-<seq>.bin` and `table-<seq>.bin` it names: storage/checkpoint.py owns
+that format).
 """
 
 from __future__ import annotations
