@@ -114,11 +114,15 @@ class PointTable:
 
     # ---- a checkpoint's image: the table without reading every stored row ---------------------------------
     def image(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Everything `restore` needs to stand for the stored rows as of now, as a header and arrays of its own:
-        writers may go on once it is made (the owner keeps them away meanwhile)."""
+        """Everything `restore` needs to stand for the stored rows as of now, as a header and arrays; writers may
+        go on once it is made (the owner keeps them away meanwhile). All is a copy but the vectors, which are the
+        live matrix: a row written after this moment may reach the file, but only in a slot that the batch
+        writing it, numbered after the image, also put in the database, so an opening replays it over the row.
+        Copying them instead would hold a second matrix in memory for the length of the write."""
         size = self.size
         payloads = self.payloads[:size]
-        vectors, alive = (a.copy() for a in self.exact.image())
+        vectors, alive = self.exact.image()
+        alive = alive.copy()
         fields, columns = self.payload_index.image(size)
         columns = {key: column.copy() for key, column in columns.items()}
         header = {
