@@ -54,7 +54,7 @@ class _Staged:
     path: Path
     info: dict[str, object]
     changes: int  # the changed points it covers
-    table: tuple[dict[str, Any], dict[str, np.ndarray]]  # the point table's image as of the same batch, a copy
+    table: tuple[dict[str, Any], dict[str, np.ndarray]]  # the point table's image as of the same batch
 
 
 class GraphManager:

@@ -146,8 +146,8 @@ class PointTable:
         return header, arrays
 
     def restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Fill an empty table from a checkpoint's image; ImageMismatch when it does not fit this collection
-        (then the table is left empty). Fields the image lacks are indexed from the payloads."""
+        """Fill an empty table from a checkpoint's image; ImageMismatch when it does not fit this collection or
+        itself (the caller then drops the table). Fields the image lacks are indexed from its payloads."""
         size, count = header.get("size"), header.get("count")
         fits = (header.get("version"), header.get("dim"), header.get("metric")) == (
             IMAGE_VERSION,

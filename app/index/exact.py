@@ -37,7 +37,7 @@ class ExactIndex:
         self._ensure_capacity(rows)
 
     def image(self) -> tuple[np.ndarray, np.ndarray]:
-        """The matrix and liveness of the slots in use (views: the caller keeps writers away while it reads)."""
+        """The matrix and liveness of the slots in use, as views of what writes go on changing."""
         return self._vectors[: self._size], self._alive[: self._size]
 
     def restore(self, vectors: np.ndarray, alive: np.ndarray) -> None:
