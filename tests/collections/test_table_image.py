@@ -79,6 +79,7 @@ def stored(settings: Settings) -> CollectionRegistry:
     collection = registry.create(config)
     write(collection, [*range(200), *(f"p{i}" for i in range(100))], seed=1)
     collection.delete([*range(10, 40), "p3", 199])
+    assert collection.graph.wait(30)  # a close checkpoints a graph that is up, not one still building
     registry.close()
     return registry
 
@@ -189,6 +190,7 @@ def test_writes_made_while_the_image_is_written_are_replayed_over_it(
     registry = open_registry(settings)
     collection = registry.get("o")
     write(collection, ["x"], seed=5)  # something for the checkpoint to cover
+    assert collection.graph.wait(30)  # a checkpoint needs the graph up (it loads in the background)
     with collection._write_mutex:
         staged = collection.graph._stage()  # the image as of now
     assert staged is not None
