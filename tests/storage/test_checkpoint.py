@@ -1,7 +1,8 @@
-"""HNSW checkpoints: round trip, checksums, missing and broken parts, old graph files removed."""
+"""Checkpoints: round trip, checksums, missing and broken parts, old graph and table files removed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,16 @@ import numpy as np
 import pytest
 
 from app.index.hnsw import HnswIndex
-from app.storage.checkpoint import MANIFEST, CorruptCheckpoint, read_checkpoint, sha256_file, write_checkpoint
+from app.storage.checkpoint import (
+    MANIFEST,
+    CorruptCheckpoint,
+    Staged,
+    read_checkpoint,
+    read_manifest,
+    sha256_file,
+    table_image,
+    write_checkpoint,
+)
 
 
 def writer(content: bytes) -> Callable[[Path], None]:
@@ -114,3 +124,34 @@ def test_a_broken_checkpoint_is_reported_as_corrupt(tmp_path: Path, damage: Call
     damage(tmp_path)
     with pytest.raises(CorruptCheckpoint):
         read_checkpoint(tmp_path)
+
+
+def staged_table(folder: Path, content: bytes) -> Staged:
+    path = folder / "table.staged"
+    path.write_bytes(content)
+    return Staged(path, hashlib.sha256(content).hexdigest())
+
+
+def test_the_table_image_goes_in_with_the_graph_and_leaves_with_it(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, 1, writer(b"graph one"), {}, staged_table(tmp_path, b"table one"))
+    manifest = read_manifest(tmp_path)
+    assert manifest is not None and table_image(tmp_path, manifest) == (
+        tmp_path / "table-1.bin",
+        hashlib.sha256(b"table one").hexdigest(),
+    )
+    (tmp_path / "table-0.bin.staged").write_bytes(b"left by a crash before its checkpoint")
+
+    def crash(path: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):  # a failed checkpoint leaves the previous one whole, and no file of its own
+        write_checkpoint(tmp_path, 2, crash, {}, staged_table(tmp_path, b"table two"))
+    assert read_manifest(tmp_path) == manifest and (tmp_path / "table-1.bin").read_bytes() == b"table one"
+    assert not (tmp_path / "table-2.bin").exists()
+
+    write_checkpoint(tmp_path, 3, writer(b"graph three"), {}, staged_table(tmp_path, b"table three"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "hnsw-3.bin", "table-3.bin"]  # leftovers gone
+    write_checkpoint(tmp_path, 4, writer(b"graph four"), {})  # one without an image names none
+    manifest = read_manifest(tmp_path)
+    assert manifest is not None and table_image(tmp_path, manifest) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "hnsw-4.bin"]
