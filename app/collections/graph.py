@@ -314,6 +314,11 @@ class GraphManager:
         if (manifest.get("dim"), manifest.get("metric"), manifest.get("m")) != (cfg.dim, cfg.metric, cfg.m):
             log.warning("collection %s: checkpoint parameters differ from the collection's; rebuilding", name)
             return None, set()
+        if not isinstance(manifest.get("seq"), int) or manifest["seq"] > self._store.seq:
+            # Relaxed durability can lose the last commits to a power loss and keep a checkpoint that covers them:
+            # its graph would hold points the database no longer has, and nothing would replay them away.
+            log.warning("collection %s: checkpoint covers writes the database lacks; rebuilding", name)
+            return None, set()
         try:
             # Graph capacity grows by doubling up to the nodes in use (a slot's, and dead ones), built ones start
             # at the exact matrix's (itself at most twice the slots): a file we wrote never exceeds this.
