@@ -93,16 +93,14 @@ class GraphManager:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._checked: Checked | None = None
 
     # ---- life cycle -------------------------------------------------------------------------
     def start(self, seq_of_slot: np.ndarray, checked: Checked | None = None) -> None:
         """Start the builder and the checkpointer; until the graph is installed the planner answers exactly.
         `checked`: the checkpoint, already being checked (`check_checkpoint`)."""
         name = self.config.name
-        self._checked = checked
         self._threads = [
-            threading.Thread(target=self._bring_up, args=(seq_of_slot,), name=f"graph-{name}", daemon=True),
+            threading.Thread(target=self._bring_up, args=(seq_of_slot, checked), name=f"graph-{name}", daemon=True),
             threading.Thread(target=self._checkpointer, name=f"checkpoint-{name}", daemon=True),
         ]
         for thread in self._threads:
@@ -271,11 +269,11 @@ class GraphManager:
             "threads": self._settings.index_threads,
         }
 
-    def _bring_up(self, seq_of_slot: np.ndarray | None) -> None:
+    def _bring_up(self, seq_of_slot: np.ndarray | None, checked: Checked | None = None) -> None:
         """Load the checkpoint and replay what it lacks, or (no checkpoint, or None: a rebuild) build anew."""
         name = self.config.name
         try:
-            index, replay = self._from_checkpoint(seq_of_slot) if seq_of_slot is not None else (None, set())
+            index, replay = (None, set()) if seq_of_slot is None else self._from_checkpoint(seq_of_slot, checked)
             loaded = index is not None
             if index is None:
                 index, replay = self._build(), set()
@@ -300,10 +298,11 @@ class GraphManager:
             log.exception("collection %s: graph could not be built; exact search only", name)
             self.state = "failed"
 
-    def _from_checkpoint(self, seq_of_slot: np.ndarray) -> tuple[HnswIndex | None, set[int]]:
+    def _from_checkpoint(self, seq_of_slot: np.ndarray, checked: Checked | None) -> tuple[HnswIndex | None, set[int]]:
+        """The checkpoint's graph and the slots to replay into it; (None, ∅) when it must be built. `checked`: the
+        checkpoint as `check_checkpoint` read it, when the opening started that."""
         name, cfg = self.config.name, self.config
         try:
-            checked, self._checked = self._checked, None  # checked once, as the collection opened
             found = read_checkpoint(self._folder) if checked is None else checked.result()
         except CorruptCheckpoint as err:
             log.warning("collection %s: %s; rebuilding the graph from the database", name, err)

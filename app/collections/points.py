@@ -48,6 +48,11 @@ def _trim_heap() -> None:
         trim(0)
 
 
+def _parsed(payloads: list[bytes | None]) -> list[Any]:
+    """The payloads' JSON parsed with one orjson call (a call per payload cost twice as long); None stays None."""
+    return orjson.loads(b"[" + b",".join([p or b"null" for p in payloads]) + b"]")  # type: ignore[no-any-return]
+
+
 class PointTable:
     """Slot i holds one point: its id, payload JSON, vector and indexed payload fields.
 
@@ -74,15 +79,29 @@ class PointTable:
         return self.exact.size
 
     def load(self, chunks: Iterable[list[StoredPoint]], size: int) -> np.ndarray:
-        """Fill from the stored rows, chunk by chunk in slot order, every slot below `size`; returns each slot's
-        write sequence number."""
+        """Fill an empty table from the stored rows, chunk by chunk in slot order, every slot below `size`; returns
+        each slot's write sequence number."""
+        return self._fill([], chunks, size, replacing=False)
+
+    def replay(self, deleted: list[int], chunks: Iterable[list[StoredPoint]], size: int) -> np.ndarray:
+        """Bring a table restored from an image level with the store: forget the slots freed after the image
+        (`deleted`), then take the rows written after it. `size`: one past the highest slot a stored point
+        holds. Returns each slot's write sequence number (0 where the image has the point as it is)."""
+        return self._fill(deleted, chunks, size, replacing=True)
+
+    def _fill(
+        self, deleted: list[int], chunks: Iterable[list[StoredPoint]], size: int, *, replacing: bool
+    ) -> np.ndarray:
+        size = max(size, self.size)
         with _cyclic_gc_paused():
-            self.ids = [None] * size
-            self.payloads = [None] * size
+            self.ids += [None] * (size - len(self.ids))
+            self.payloads += [None] * (size - len(self.payloads))
             self.exact.reserve(size)
             seq_of_slot = np.zeros(size, np.int64)
+            for slot in deleted:
+                self.forget(slot)
             for rows in chunks:
-                self._load_rows(rows, seq_of_slot)
+                self._load_rows(rows, seq_of_slot, replacing=replacing)
             self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
         _trim_heap()
         return seq_of_slot
@@ -91,10 +110,10 @@ class PointTable:
         """One chunk of stored rows into their slots; `replacing` first forgets what those slots, and the rows'
         ids, held (rows written after a checkpoint's image)."""
         slots = [row.slot for row in rows]
-        # One orjson call per chunk for the ids and one for the payloads: a call per row cost twice as long.
+        # One orjson call per chunk for the ids (and one for the payloads): a call per row cost twice as long.
         pids = orjson.loads("[" + ",".join([row.id_json for row in rows]) + "]")
         raw = [row.payload for row in rows]
-        parsed = orjson.loads(b"[" + b",".join([p or b"null" for p in raw]) + b"]")
+        parsed = _parsed(raw)
         if replacing:
             for slot, pid in zip(slots, pids, strict=True):
                 self.forget(slot)
@@ -124,7 +143,6 @@ class PointTable:
         vectors, alive = self.exact.image()
         alive = alive.copy()
         fields, columns = self.payload_index.image(size)
-        columns = {key: column.copy() for key, column in columns.items()}
         header = {
             "version": IMAGE_VERSION,
             "dim": self.exact.dim,
@@ -146,8 +164,9 @@ class PointTable:
         return header, arrays
 
     def restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Fill an empty table from a checkpoint's image; ImageMismatch when it does not fit this collection or
-        itself (the caller then drops the table). Fields the image lacks are indexed from its payloads."""
+        """Fill an empty table from a checkpoint's image, to be brought level by `replay`; ImageMismatch when it does
+        not fit this collection or itself (the caller then drops the table). Fields the image lacks are indexed
+        from its payloads."""
         size, count = header.get("size"), header.get("count")
         fits = (header.get("version"), header.get("dim"), header.get("metric")) == (
             IMAGE_VERSION,
@@ -176,32 +195,12 @@ class PointTable:
             missing = self.payload_index.restore(header.get("fields") or {}, columns, size)
             if missing:  # an index declared after the image was made: from the payloads, as a full load does
                 self._index_from_payloads(missing)
-            self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
 
     def _index_from_payloads(self, keys: list[str]) -> None:
         slots = [slot for slot, p in enumerate(self.payloads) if p is not None]
         for start in range(0, len(slots), POINTS_CHUNK):
             chunk = slots[start : start + POINTS_CHUNK]
-            parsed = orjson.loads(b"[" + b",".join([self.payloads[s] for s in chunk]) + b"]")  # type: ignore[misc]
-            self.payload_index.load(chunk, parsed, keys)
-
-    def replay(self, deleted: list[int], chunks: Iterable[list[StoredPoint]], size: int) -> np.ndarray:
-        """Bring a table restored from an image level with the store: forget the slots freed after the image
-        (`deleted`), then take the rows written after it. `size`: one past the highest slot a stored point
-        holds. Returns each slot's write sequence number (0 where the image has the point as it is)."""
-        size = max(size, self.size)
-        with _cyclic_gc_paused():
-            self.ids += [None] * (size - len(self.ids))
-            self.payloads += [None] * (size - len(self.payloads))
-            self.exact.reserve(size)
-            seq_of_slot = np.zeros(size, np.int64)
-            for slot in deleted:
-                self.forget(slot)
-            for rows in chunks:
-                self._load_rows(rows, seq_of_slot, replacing=True)
-            self.free = np.flatnonzero(~self.exact.alive)[::-1].tolist()
-        _trim_heap()
-        return seq_of_slot
+            self.payload_index.load(chunk, _parsed([self.payloads[s] for s in chunk]), keys)
 
     def forget(self, slot: int) -> None:
         """Empty one slot, whatever it holds (an opening that replays writes)."""

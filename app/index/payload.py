@@ -101,9 +101,9 @@ class _KeywordField:
         self._arrays.clear()
 
     def image(self, size: int) -> tuple[dict[str, Any], np.ndarray]:
-        """The field as a checkpoint keeps it: its values and lists in the header, its code column beside."""
+        """The field as a checkpoint keeps it, a copy: its values and lists in the header, its code column beside."""
         several = [[slot, list(values)] for slot, values in self.several.items()]
-        return {"kind": "keyword", "values": list(self.values), "several": several}, self._column(size)
+        return {"kind": "keyword", "values": list(self.values), "several": several}, self._column(size).copy()
 
     def restore(self, header: dict[str, Any], column: np.ndarray) -> None:
         self.codes = column.astype(np.int32, copy=False)
@@ -234,7 +234,7 @@ class _NumericField:
             self.values[list(at)] = numbers
 
     def image(self, size: int) -> tuple[dict[str, Any], np.ndarray]:
-        """The field as a checkpoint keeps it: its column of numbers."""
+        """The field as a checkpoint keeps it, a copy: its column of numbers."""
         column = self.values[:size]
         return {"kind": self.kind}, np.concatenate([column, np.full(size - len(column), np.nan)])
 
@@ -329,7 +329,8 @@ class PayloadIndex:
                 field.load(slots, [lookup(payload, key) for payload in payloads])
 
     def image(self, size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The indexed fields as a checkpoint keeps them (not those still being built): a header and a column each."""
+        """The indexed fields as a checkpoint keeps them (not those still being built): a header and a column each,
+        copies that writes made afterwards do not change."""
         header, columns = {}, {}
         for key, field in self._fields.items():
             header[key], columns[key] = field.image(size)
