@@ -1,11 +1,13 @@
 """Two source trees' servers side by side, measured in alternating rounds: single-query q/s and ingest vectors/s.
 
     git worktree add /tmp/umbrella-before ea8cb1c
-    python -m benchmarks.tree_ab /tmp/umbrella-before . [--measure single|ingest] [--rounds R] [--n N]
+    python -m benchmarks.tree_ab /tmp/umbrella-before . [--measure single|batch|ingest] [--rounds R] [--n N]
 
 For regressions that a whole benchmark run cannot separate from the machine's drift: both servers run at
 once (each from its own tree: cwd and PYTHONPATH point at it), and each round measures one, then the other.
 single: N GloVe vectors (default 50,000), `wrk -t1 -c8` for 8 s per round on POST /search (k 10, ef 150).
+batch: the same collection, 5 passes over the 1,000 queries per round in POST /search/batch calls of 100 (JSON
+numbers, k 10, ef 150, no payload), as the core benchmark sends them (benchmarks/glove.py `rest_batch`), q/s.
 ingest: a fresh server per round, N vectors (default 100,000) in REST batches of 1,000 (base64, fsync),
 vectors/s to the last acknowledgement. Prints each round and the medians; writes nothing.
 """
@@ -27,7 +29,7 @@ import numpy as np
 
 from benchmarks._report import log
 from benchmarks._wrk import run_wrk
-from benchmarks.glove import load_glove
+from benchmarks.glove import load_glove, rest_batch
 
 
 def start(tree: Path, port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], httpx.Client]:
@@ -61,16 +63,16 @@ def upload(client: httpx.Client, data: np.ndarray) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("trees", type=Path, nargs=2)
-    p.add_argument("--measure", choices=["single", "ingest"], default="single")
+    p.add_argument("--measure", choices=["single", "batch", "ingest"], default="single")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--n", type=int)
     args = p.parse_args()
     trees = [t.resolve() for t in args.trees]
-    n = args.n or (50_000 if args.measure == "single" else 100_000)
+    n = args.n or (100_000 if args.measure == "ingest" else 50_000)
     data, queries = load_glove(n)
     data = data.astype("<f4")
     found: dict[Path, list[float]] = {t: [] for t in trees}
-    if args.measure == "single":
+    if args.measure in ("single", "batch"):
         bodies = Path(tempfile.mkdtemp()) / "bodies.jsonl"
         lines = (json.dumps({"vector": q.tolist(), "k": 10, "ef": 150, "with_payload": False}) for q in queries)
         bodies.write_text("\n".join(lines) + "\n")
@@ -81,8 +83,11 @@ def main() -> None:
                 time.sleep(0.2)
         for r in range(args.rounds):
             for i, t in enumerate(trees):
-                f = run_wrk(f"http://127.0.0.1:{9100 + i}/collections/glove/search", bodies, 8, 8)
-                found[t].append(f["requests"] / f["duration_us"] * 1e6)
+                if args.measure == "single":
+                    f = run_wrk(f"http://127.0.0.1:{9100 + i}/collections/glove/search", bodies, 8, 8)
+                    found[t].append(f["requests"] / f["duration_us"] * 1e6)
+                else:
+                    found[t].append(rest_batch(servers[i][1], queries, ef=150))
                 log(f"round {r + 1}, {t}: {found[t][-1]:,.0f} q/s")
         for proc, _ in servers:
             proc.terminate()

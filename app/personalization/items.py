@@ -82,7 +82,7 @@ class ViewItems:
         return ItemFields([key for key, _ in found], vectors, categories, _log(prices))
 
     def nearest(self, query: Query) -> list[Hit]:
-        return run_queries(self.view, [query], self.monitor)[0].hits
+        return list(run_queries(self.view, [query], self.monitor)[0].hits)
 
     def matching(self, keys: list[str], flt: dict[str, Any] | None) -> set[str]:
         mask = self.view.mask(flt) if flt else None
@@ -128,7 +128,7 @@ class ShardItems:
         return ItemFields(stored, vectors, _categories(self.config, payloads), _log(_prices(self.config, payloads)))
 
     def nearest(self, query: Query) -> list[Hit]:
-        return self.shards.search([query])[0].hits
+        return list(self.shards.search([query])[0].hits)
 
     def matching(self, keys: list[str], flt: dict[str, Any] | None) -> set[str]:
         if not flt:

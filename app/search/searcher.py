@@ -16,7 +16,7 @@ from app.index.tokens import match_expression
 from app.search.diversity import mmr
 from app.search.fusion import Fused, fuse
 from app.search.groups import group
-from app.search.models import Group, Grouping, Hit, Mode, Query, Rank, SearchResult
+from app.search.models import Group, Grouping, Hits, Mode, Query, Rank, SearchResult
 from app.search.planner import Plan, choose_plan, filtered_ef, post_filter_beam
 from app.search.queries import embed_queries
 from app.search.recall import RecallMonitor
@@ -131,10 +131,12 @@ def _answer(view: ReadView, planned: list[_Planned], monitor: RecallMonitor | No
             for i in members:
                 results[i] = _run_one(view, planned[i], monitor)
             continue
-        for row, i in enumerate(members):
-            if monitor is not None:
+        if monitor is not None:
+            for row, i in enumerate(members):
                 monitor.offer(planned[i].vector, k, None, slots[row], view.seq)
-            results[i] = _plain(view, planned[i], slots[row], scores[row], "hnsw")
+        slot_rows, score_rows = slots.tolist(), scores.tolist()  # one call for the batch, not one per query
+        for row, i in enumerate(members):
+            results[i] = _plain(view, planned[i], slot_rows[row], score_rows[row], "hnsw")
     return results  # type: ignore[return-value]
 
 
@@ -190,7 +192,8 @@ def _plan(view: ReadView, q: Query, prepared: np.ndarray | None = None) -> _Plan
 def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> SearchResult:
     q = p.query
     if p.mode == "dense" and q.plain:
-        return _plain(view, p, *_dense(view, p, monitor))
+        slots, scores, plan = _dense(view, p, monitor)
+        return _plain(view, p, slots.tolist(), scores.tolist(), plan)
     if q.group_by is not None:
         return _grouped(view, p, q.group_by, monitor)
     ranked, plan = _ranked(view, p, monitor)
@@ -219,12 +222,15 @@ def _ranked(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple
 
 def _kept(view: ReadView, p: _Planned, fused: list[Fused]) -> list[Fused]:
     """The candidates that are not the example point itself and score within the threshold."""
-    limit, higher = p.query.score_threshold, _higher(view, p)
-    return [
-        f
-        for f in fused
-        if f.slot != p.exclude and (limit is None or (f.score >= limit if higher else f.score <= limit))
-    ]
+    return [f for f in fused if f.slot != p.exclude and _within(view, p, f.score)]
+
+
+def _within(view: ReadView, p: _Planned, score: float) -> bool:
+    """Whether a score passes the query's threshold (any does without one)."""
+    limit = p.query.score_threshold
+    if limit is None:
+        return True
+    return score >= limit if _higher(view, p) else score <= limit
 
 
 def _higher(view: ReadView, p: _Planned) -> bool:
@@ -255,17 +261,18 @@ def _grouped(view: ReadView, p: _Planned, grouping: Grouping, monitor: RecallMon
     return replace(result, groups=page, next_group_offset=wanted if more else None)
 
 
-def _plain(view: ReadView, p: _Planned, slots: np.ndarray, scores: np.ndarray, plan: str) -> SearchResult:
-    """The answer to a dense search with no re-ranking, kept in numpy (the hot path): padding, the example
-    point and scores past the threshold dropped, the k best kept."""
+def _plain(view: ReadView, p: _Planned, slots: list[int], scores: list[float], plan: str) -> SearchResult:
+    """The answer to a dense search with no re-ranking (the hot path): padding, the example point and scores past
+    the threshold dropped, the k best kept. Most queries have none of those to drop and are a slice."""
     q = p.query
-    keep = slots >= 0
-    if p.exclude is not None:
-        keep &= slots != p.exclude
-    if q.score_threshold is not None:
-        keep &= scores >= q.score_threshold if _higher(view, p) else scores <= q.score_threshold
-    slots, scores = slots[keep][: q.k], scores[keep][: q.k]
-    found = hits(view, slots.tolist(), scores.tolist(), q.with_payload, q.with_vector)
+    if p.exclude is not None or q.score_threshold is not None or -1 in slots:
+        kept = [
+            (slot, score)
+            for slot, score in zip(slots, scores, strict=True)
+            if slot >= 0 and slot != p.exclude and _within(view, p, score)
+        ]
+        slots, scores = [slot for slot, _ in kept], [score for _, score in kept]
+    found = hits(view, slots[: q.k], scores[: q.k], q.with_payload, q.with_vector)
     return SearchResult(found, p.named(plan), p.candidates)
 
 
@@ -355,11 +362,11 @@ def _filtered_graph(view: ReadView, p: _Planned) -> tuple[np.ndarray, np.ndarray
     return view.graph.search(p.vector, p.k, ef=beam, allowed=bytearray(p.mask.view(np.uint8)))
 
 
-def hits(view: ReadView, slots: list[int], scores: list[float], with_payload: bool, with_vector: bool) -> list[Hit]:
+def hits(view: ReadView, slots: list[int], scores: list[float], with_payload: bool, with_vector: bool) -> Hits:
     """Hits for the slots, with payloads and vectors as asked."""
-    payloads = view.payloads(slots) if with_payload else [None] * len(slots)
-    vectors = view.vectors(np.asarray(slots, np.int64)) if with_vector else None
-    return [
-        Hit(pid, score, payload, None if vectors is None else vectors[i])
-        for i, (pid, score, payload) in enumerate(zip(view.ids(slots), scores, payloads, strict=True))
-    ]
+    return Hits(
+        view.ids(slots),
+        scores,
+        view.payloads(slots) if with_payload else None,
+        view.vectors(np.asarray(slots, np.int64)) if with_vector else None,
+    )
