@@ -90,14 +90,17 @@ def post(client: httpx.Client, path: str, body: bytes, method: str = "POST") -> 
     return orjson.loads(r.content)
 
 
-def search_body(q: np.ndarray, ef: int, flt: dict[str, Any] | None = None) -> dict[str, Any]:
+def search_body(q: np.ndarray | str, ef: int, flt: dict[str, Any] | None = None) -> dict[str, Any]:
     body = {"vector": q, "k": K, "ef": ef, "with_payload": False}
     return body if flt is None else {**body, "filter": flt}
 
 
-def batch_bodies(queries: np.ndarray, ef: int) -> list[bytes]:
+def batch_bodies(queries: np.ndarray, ef: int, *, b64: bool = False) -> list[bytes]:
+    """POST /search/batch bodies of SEARCH_BATCH queries each; vectors as JSON numbers, or as base64 float32
+    (what the Python SDK sends)."""
+    vector = (lambda q: base64.b64encode(q.astype("<f4").tobytes()).decode()) if b64 else (lambda q: q)
     return [
-        orjson.dumps({"searches": [search_body(q, ef) for q in queries[s : s + SEARCH_BATCH]]}, option=NP)
+        orjson.dumps({"searches": [search_body(vector(q), ef) for q in queries[s : s + SEARCH_BATCH]]}, option=NP)
         for s in range(0, len(queries), SEARCH_BATCH)
     ]
 
@@ -176,8 +179,8 @@ def raw_single(index: hnswlib.Index, queries: np.ndarray, ef: int, passes: int =
 
 
 # ---- 4. batches --------------------------------------------------------------------------------
-def rest_batch(client: httpx.Client, queries: np.ndarray, ef: int, passes: int = 5) -> float:
-    bodies = batch_bodies(queries, ef)
+def rest_batch(client: httpx.Client, queries: np.ndarray, ef: int, passes: int = 5, *, b64: bool = False) -> float:
+    bodies = batch_bodies(queries, ef, b64=b64)
     post(client, f"{COLL}/search/batch", bodies[0])  # warm-up
     t0 = time.perf_counter()
     for _ in range(passes):
@@ -264,6 +267,7 @@ def one_run(args: argparse.Namespace, base: np.ndarray, queries: np.ndarray, tru
             r |= {f"raw1_{k}": v for k, v in raw_single(index, queries, ef).items()}
             log("batches of 100, then filtered searches")
             r["batch_rest_qps"], r["batch_raw_qps"] = rest_batch(client, queries, ef), raw_batch(index, queries, ef)
+            r["batch_b64_rest_qps"] = rest_batch(client, queries, ef, b64=True)
             r |= filtered(client, queries, ef, ftruth)
         log("restart")
         r |= restart(server, index, tmp)

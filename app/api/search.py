@@ -23,6 +23,7 @@ from app.search import searcher
 from app.search.models import Fusion, Grouping, Mmr, Query, SearchResult
 from app.search.queries import embed_queries
 
+_FUSION = Fusion()  # the defaults, made once: a frozen dataclass a request would otherwise build (0.5 µs)
 router = APIRouter(prefix="/collections/{name}/search", tags=["search"], route_class=GuardedRoute)
 
 
@@ -43,7 +44,7 @@ def to_query(req: SearchRequest) -> Query:
         with_vector=req.with_vector,
         mode=req.mode,
         keywords=req.keywords,
-        fusion=Fusion() if req.fusion is None else Fusion(**req.fusion.model_dump()),
+        fusion=_FUSION if req.fusion is None else Fusion(**req.fusion.model_dump()),
         mmr=None if req.mmr is None else Mmr(req.mmr.lambda_, req.mmr.candidates),
         group_by=None if req.group_by is None else Grouping(req.group_by, req.group_size, req.groups, req.group_offset),
         partial=req.partial,
