@@ -23,12 +23,17 @@ class Embedder(Protocol):
     modalities: tuple[str, ...]
 
 
-def embed(embedder: Embedder, modality: Modality, items: list[Any]) -> np.ndarray:
+def check_modality(embedder: Embedder, modality: Modality) -> None:
+    """400 for a modality the embedder does not take."""
     if modality not in embedder.modalities:
         raise WrongModality(
             f"this collection's {embedder.kind} embedder takes {' or '.join(embedder.modalities)}, not {modality}",
             modality=modality,
             accepted=list(embedder.modalities),
         )
+
+
+def embed(embedder: Embedder, modality: Modality, items: list[Any]) -> np.ndarray:
+    check_modality(embedder, modality)
     vectors: np.ndarray = getattr(embedder, EMBED_METHOD[modality])(items)
     return vectors

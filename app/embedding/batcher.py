@@ -1,4 +1,4 @@
-"""MicroBatcher: coalesces concurrent embed calls from many threads into few model calls on one thread.
+"""MicroBatcher: coalesces concurrent embed calls (from threads or event loops) into few model calls on one thread.
 
 all-MiniLM-L6-v2 on the 2-core benchmark machine embeds about 35 sentences/s one at a time and about
 200/s in batches of 16 to 64 (benchmarks/RESULTS.md), so 64 clients each sending one text should cost
@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import numpy as np
@@ -23,14 +24,23 @@ EmbedFn = Callable[[list[Any]], np.ndarray]
 
 
 class _Request:
-    __slots__ = ("arrived", "done", "error", "items", "modality", "result")
+    __slots__ = ("arrived", "error", "future", "items", "modality", "result")
 
     def __init__(self, modality: str, items: list[Any]) -> None:
         self.modality, self.items = modality, items
         self.arrived = time.monotonic()
-        self.done = threading.Event()
+        self.future: Future[np.ndarray] = Future()
         self.result: np.ndarray | None = None
         self.error: BaseException | None = None
+
+    def finish(self) -> None:
+        try:
+            if self.error is not None:
+                self.future.set_exception(self.error)
+            else:
+                self.future.set_result(self.result)  # type: ignore[arg-type]
+        except InvalidStateError:  # cancelled meanwhile: its caller left, and no one reads it
+            pass
 
 
 class MicroBatcher:
@@ -76,6 +86,11 @@ class MicroBatcher:
 
     def submit(self, modality: str, items: list[Any]) -> np.ndarray:
         """Rows for `items` of `modality`, in order; blocks until the worker has run them. Thread-safe."""
+        return self.submit_nowait(modality, items).result()
+
+    def submit_nowait(self, modality: str, items: list[Any]) -> Future[np.ndarray]:
+        """`submit` without the wait: the rows come in the future (the model's error too). An event loop awaits it
+        (`asyncio.wrap_future`) instead of parking a thread per caller. Overloaded and NotReady are raised here."""
         if modality not in self.fns:
             raise ValueError(f"this batcher embeds {' and '.join(self.fns)}, not {modality}")
         request = _Request(modality, list(items))
@@ -95,11 +110,7 @@ class MicroBatcher:
             self._queued += len(items)
             self._last_arrival = request.arrived
             self._cond.notify()
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+        return request.future
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop the worker after the batch it is running; requests still waiting fail with NotReady."""
@@ -120,7 +131,7 @@ class MicroBatcher:
             if self._closed:
                 for request in self._pending:
                     request.error = NotReady("the embedder is shutting down")
-                    request.done.set()
+                    request.finish()
                 self._pending.clear()
                 return None
             while self._queued < self.max_batch and not self._closed:
@@ -148,7 +159,7 @@ class MicroBatcher:
             self._seconds_per_item = (time.perf_counter() - start) / max(1, size)
             self._last_done = time.monotonic()
             for request in batch:
-                request.done.set()
+                request.finish()
 
     def _run_group(self, fn: EmbedFn, group: list[_Request]) -> None:
         try:

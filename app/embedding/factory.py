@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.core.errors import InvalidInput, ModelNotFound
-from app.embedding.base import EMBED_METHOD, Embedder
+from app.embedding.base import EMBED_METHOD, Embedder, Modality, check_modality
 from app.embedding.batcher import MicroBatcher
 
 _BATCHED_KINDS = ("text", "clip")
@@ -74,6 +75,11 @@ class BatchedEmbedder:
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
         return self.batcher.submit("image", images)
+
+    def embed_later(self, modality: Modality, items: list[Any]) -> Future[np.ndarray]:
+        """The rows of `items`, as `embed` would give them, in a future: a caller on the event loop awaits it."""
+        check_modality(self, modality)
+        return self.batcher.submit_nowait(modality, items)
 
     def close(self) -> None:
         self.batcher.close()

@@ -177,6 +177,29 @@ def test_close_stops_the_worker_and_later_submits_are_refused(model: FakeModel) 
         batcher.submit("n", [1])
 
 
+def test_a_caller_that_does_not_wait_gets_its_rows_or_its_error_in_a_future() -> None:
+    model = FakeModel(gate := threading.Event())
+    batcher = MicroBatcher({"n": model}, max_wait_s=0)
+    try:
+        first = batcher.submit_nowait("n", [2])
+        assert model.entered.wait(TIMEOUT) and not first.done()  # the model holds it; no thread of ours waits
+        left, bad, good = (
+            batcher.submit_nowait("n", [5]),
+            batcher.submit_nowait("n", [-1]),
+            batcher.submit_nowait("n", [3]),
+        )
+        assert left.cancel()  # its caller went away before the model took it
+        gate.set()
+        np.testing.assert_array_equal(first.result(TIMEOUT), [[2, 4]])
+        with pytest.raises(InvalidInput):
+            bad.result(TIMEOUT)
+        np.testing.assert_array_equal(good.result(TIMEOUT), [[3, 9]])  # the worker outlived the cancelled one
+        np.testing.assert_array_equal(batcher.submit("n", [4]), [[4, 16]])
+    finally:
+        gate.set()
+        batcher.close(timeout=TIMEOUT)
+
+
 class _TwoModalityModel:
     """A CLIP stand-in: text "t7" → [7, 1], image b"7" → [7, 2]; records its calls and how many overlap."""
 
@@ -303,3 +326,28 @@ def test_the_api_answers_429_with_retry_after_when_the_embed_queue_is_full(
         assert int(refused.headers["retry-after"]) >= 1
         fake.gate.set()
         assert first.result(TIMEOUT).status_code == 200 and second.result(TIMEOUT).status_code == 200
+
+
+def test_text_searches_wait_on_the_model_without_a_thread_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More text searches wait for the model at once than the server has threads to park them in (anyio's 40):
+    each is awaited on the event loop, and each gets its answer."""
+    fake = _BlockingTextEmbedder()
+    monkeypatch.setattr(factory, "_build", lambda spec, models_dir, versions: fake)
+    settings = Settings(data_dir=tmp_path / "data", index_threads=1, embed_max_wait_ms=0)
+    waiting = 60
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(waiting) as pool:
+        assert client.put("/collections/c", json={"embedder": {"kind": "text"}}).status_code == 201
+        batcher = client.app.state.registry.get("c").embedder.batcher  # type: ignore[attr-defined]
+        try:
+            first = pool.submit(client.post, "/collections/c/search", json={"text": "first", "k": 1})
+            assert fake.entered.wait(TIMEOUT)
+            rest = [
+                pool.submit(client.post, "/collections/c/search", json={"text": f"t{i}", "k": 1})
+                for i in range(waiting - 1)
+            ]
+            _wait_until_queued(batcher, waiting - 1)
+        finally:
+            fake.gate.set()
+        for future in [first, *rest]:
+            response = future.result(TIMEOUT)
+            assert response.status_code == 200 and response.json()["results"] == [], response.text
