@@ -39,19 +39,28 @@ class MaskCache:
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, build: Callable[[], np.ndarray]) -> np.ndarray:
-        """The mask kept under `key`, or the one `build` makes (kept if it fits the budget)."""
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None:
-                self._kept.move_to_end(key)
-                return kept.mask
-        mask = build()
+        """The mask kept under `key`, or the one `build` makes (kept if it fits the budget). A filter's list of
+        slots (`PointTable.selection`) is kept the same way, under a key of its own."""
+        kept = self.find(key)
+        return kept if kept is not None else self.keep(key, build())
+
+    def keep(self, key: Hashable, mask: np.ndarray) -> np.ndarray:
+        """Keep `mask` (made read-only) under `key` if it fits the budget; returns it."""
         mask.flags.writeable = False
         with self._lock:
             if key not in self._kept and self._room(mask.nbytes):
                 self._kept[key], self._key_of[id(mask)] = _Kept(mask), key
                 self._bytes += mask.nbytes
         return mask
+
+    def find(self, key: Hashable) -> np.ndarray | None:
+        """The array kept under `key`, if any."""
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None:
+                return None
+            self._kept.move_to_end(key)
+            return kept.mask
 
     def slots(self, mask: np.ndarray) -> np.ndarray:
         """`np.flatnonzero(mask)`, kept beside the mask when the mask is one of ours."""

@@ -280,6 +280,19 @@ class PointTable:
             return build()
         return self.masks.get(key, build)
 
+    def selection(self, flt: dict[str, Any], most: int) -> np.ndarray | None:
+        """The live slots (ascending) that pass the filter, read-only, when the payload indexes give them without a
+        mask (`PayloadIndex.slots`: a keyword holding at most `most` points narrows it); None otherwise. Kept, as
+        masks are, until the next write."""
+        try:
+            key = ("slots", orjson.dumps(flt, option=orjson.OPT_SORT_KEYS), most, self.payload_index.generation)
+        except TypeError:  # not JSON (only code can pass one): nothing to key it by
+            return None
+        if (kept := self.masks.find(key)) is not None:
+            return kept
+        slots = self.payload_index.slots(flt, self.exact.size, most)
+        return None if slots is None else self.masks.keep(key, slots[self.exact.alive[slots]])
+
     def _slots_of_ids(self, ids: list[Any]) -> list[int]:
         slot_of = self.slot_of
         return [slot_of[pid] for pid in ids if pid in slot_of]

@@ -127,6 +127,19 @@ class ReadView:
         alive.flags.writeable = False
         return alive
 
+    def selection(self, flt: dict[str, Any]) -> np.ndarray | None:
+        """The live slots that pass the filter (ascending, read-only) when the payload indexes list them without a
+        mask: a keyword's match or any narrows it to no more points than the planner searches exactly. None for
+        any other filter: use `mask`."""
+        return self._table.selection(flt, self.settings.filtered_exact_max_floats // max(self.config.dim, 1))
+
+    def mask_of(self, slots: np.ndarray) -> np.ndarray:
+        """The mask (read-only) of the given slots, as `mask` makes it for the filter they came from."""
+        out = np.zeros(self._table.size, dtype=bool)
+        out[slots] = True
+        out.flags.writeable = False
+        return out
+
     def selected(self, mask: np.ndarray) -> np.ndarray:
         """The slots a mask made by `mask()` selects (`np.flatnonzero`), kept beside the mask while it is cached."""
         return self._table.masks.slots(mask)

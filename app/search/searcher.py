@@ -41,6 +41,7 @@ class _Planned:
     k: int  # how many each retriever returns: one more than asked when the example point must be left out
     exclude: int | None
     mask: np.ndarray | None
+    selected: np.ndarray | None  # the filter's slots when the indexes listed them (then mask only if read)
     candidates: int
     plan: Plan | Literal["lexical"]
     mode: Mode
@@ -160,8 +161,9 @@ def resolve_mode(config: CollectionConfig, q: Query) -> Mode:
 def _plan(view: ReadView, q: Query, prepared: np.ndarray | None = None) -> _Planned:
     """How to answer one query; `prepared` is its vector already checked and normalised (a batch's)."""
     mode = resolve_mode(view.config, q)
-    mask = view.mask(q.filter) if q.filter else None
-    candidates = view.count if mask is None else int(np.count_nonzero(mask))
+    selected = view.selection(q.filter) if q.filter else None  # few points: listed, no mask over every slot
+    mask = view.mask(q.filter) if q.filter and selected is None else None
+    candidates = view.count if not q.filter else len(selected) if selected is not None else int(np.count_nonzero(mask))
     exclude = None
     if q.id is not None:
         exclude = view.slot_of(q.id)
@@ -171,8 +173,10 @@ def _plan(view: ReadView, q: Query, prepared: np.ndarray | None = None) -> _Plan
     if q.mmr is not None:
         wanted = max(wanted, q.mmr.candidates)
     k = wanted + (exclude is not None)  # "more like this" leaves the example out
+    if selected is not None and mode != "dense":  # the keyword index reads a mask
+        mask = view.mask_of(selected)
     if mode == "lexical":
-        return _Planned(q, None, k, exclude, mask, candidates, "lexical", mode, view.scans(q.filter))
+        return _Planned(q, None, k, exclude, mask, selected, candidates, "lexical", mode, view.scans(q.filter))
     vector = q.vector if exclude is None else view.vectors(np.array([exclude]))[0]
     if prepared is None:
         vector = view.check_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), expected=1)
@@ -184,9 +188,11 @@ def _plan(view: ReadView, q: Query, prepared: np.ndarray | None = None) -> _Plan
         graph_ready=view.graph is not None,
         candidates=candidates,
         dim=view.config.dim,
-        exact_max_floats=settings.exact_max_floats if mask is None else settings.filtered_exact_max_floats,
+        exact_max_floats=settings.exact_max_floats if not q.filter else settings.filtered_exact_max_floats,
     )
-    return _Planned(q, vector, k, exclude, mask, candidates, plan, mode, view.scans(q.filter))
+    if selected is not None and mask is None and plan == "hnsw":
+        mask = view.mask_of(selected)
+    return _Planned(q, vector, k, exclude, mask, selected, candidates, plan, mode, view.scans(q.filter))
 
 
 def _run_one(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> SearchResult:
@@ -336,8 +342,15 @@ def _dense(view: ReadView, p: _Planned, monitor: RecallMonitor | None) -> tuple[
         except IncompleteResult:  # the graph ran dry under the filter: answer exactly instead
             if p.inline:
                 raise _NotQuick from None
-    slots, scores = view.exact_search(p.vector, p.k, None if p.mask is None else view.selected(p.mask))
+    slots, scores = view.exact_search(p.vector, p.k, _candidates(view, p))
     return slots[0], scores[0], "exact"
+
+
+def _candidates(view: ReadView, p: _Planned) -> np.ndarray | None:
+    """The slots an exact search reads: the filter's (None: every live point)."""
+    if p.selected is not None:
+        return p.selected
+    return None if p.mask is None else view.selected(p.mask)
 
 
 def _filtered_graph(view: ReadView, p: _Planned) -> tuple[np.ndarray, np.ndarray]:

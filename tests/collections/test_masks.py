@@ -10,6 +10,8 @@ from app.collections.models import CollectionConfig
 from app.core.config import Settings
 from app.core.errors import UnindexedField
 from app.main import open_registry
+from app.search.models import Query
+from app.search.searcher import search
 
 
 def test_a_kept_mask_and_its_slots_are_served_until_cleared() -> None:
@@ -73,5 +75,37 @@ def test_a_collection_answers_a_repeated_filter_from_memory_and_sees_every_write
         collection.drop_field_index("n")  # strict: the same filter is now refused, not answered from memory
         with pytest.raises(UnindexedField), collection.reading() as view:
             view.mask(flt)
+    finally:
+        registry.close()
+
+
+def test_a_filter_a_keyword_narrows_is_listed_kept_until_a_write_and_searched_exactly(settings: Settings) -> None:
+    registry = open_registry(settings)
+    try:
+        config = CollectionConfig(name="s", dim=4, payload_indexes={"tag": "keyword", "n": "integer"})
+        collection = registry.create(config)
+        rng = np.random.default_rng(2)
+        vectors = rng.normal(size=(200, 4)).astype(np.float32)
+        collection.upsert(list(range(200)), vectors, [{"tag": f"t{i % 20}", "n": i} for i in range(200)])
+        flt = {"must": [{"key": "tag", "any": ["t1", "t2"]}, {"key": "n", "range": {"lt": 100}}]}
+        expected = [i for i in range(100) if i % 20 in (1, 2)]
+
+        def listed() -> list[int]:
+            with collection.reading() as view:
+                slots = view.selection(flt)
+                assert slots is not None and view.selection(flt) is slots  # kept
+                assert slots.tolist() == np.flatnonzero(view.mask(flt)).tolist()  # what the mask keeps
+                return sorted(view.ids(slots.tolist()))  # type: ignore[arg-type]
+
+        assert listed() == expected
+        query = rng.normal(size=4).astype(np.float32)
+        (result,) = search(collection, [Query(vector=query, k=5, filter=flt)])
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        best = sorted(expected, key=lambda i: -float(unit[i] @ (query / np.linalg.norm(query))))[:5]
+        assert (result.plan, result.candidates, [h.id for h in result.hits]) == ("exact", len(expected), best)
+        collection.upsert([1], rng.normal(size=(1, 4)).astype(np.float32), [{"tag": "t9", "n": 1}])  # leaves
+        collection.delete([2])
+        collection.upsert([500], rng.normal(size=(1, 4)).astype(np.float32), [{"tag": "t2", "n": 0}])  # joins
+        assert listed() == sorted([*(i for i in expected if i not in (1, 2)), 500])
     finally:
         registry.close()

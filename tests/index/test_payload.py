@@ -220,3 +220,66 @@ def test_a_keyword_slot_moves_between_one_value_several_and_none() -> None:
     index.set(3, {"tags": []})
     assert (matching("b"), matching("c")) == ([], [1])
     assert index.mask({"must": [{"is_empty": {"key": "tags"}}]}, 4, r).tolist() == [True, False, True, True]
+
+
+def test_a_filter_a_small_keyword_narrows_is_listed_as_its_mask_lists_it() -> None:
+    """`slots` (a keyword's lists of slots, other conditions tested on those only) agrees with the mask on random
+    payloads: single values, lists, missing fields, slots past a column's end, and after writes."""
+    rng = np.random.default_rng(7)
+    index = PayloadIndex({"tag": "keyword", "price": "float", "n": "integer", "sale": "bool"})
+    size = 400
+    for slot in range(size):
+        p: dict = {"price": float(rng.uniform(0, 100)), "n": int(rng.integers(0, 10))}
+        if rng.random() < 0.8:
+            p["tag"] = f"t{rng.integers(0, 8)}" if rng.random() < 0.8 else [f"t{v}" for v in rng.integers(0, 8, 2)]
+        if rng.random() < 0.5:
+            p["sale"] = bool(rng.random() < 0.5)
+        index.set(slot, p)
+    r = Rows([b"{}"] * size, lambda ids: [], lambda key, text: None)
+    filters = [
+        {"must": [{"key": "tag", "match": "t1"}]},
+        {"must": [{"key": "tag", "any": ["t1", "t3", "nope"]}]},
+        {"must": [{"key": "tag", "any": ["t2", "t5"]}, {"key": "price", "range": {"gte": 20, "lt": 70}}]},
+        {"must": [{"key": "price", "range": {"lt": 50}}, {"key": "tag", "match": "t0"}, {"key": "n", "any": [1, 2]}]},
+        {"must": [{"key": "tag", "any": ["t1", "t2", "t3"]}, {"key": "tag", "match": "t2"}]},
+        {"must": [{"key": "sale", "match": True}, {"key": "tag", "match": "t4"}]},
+        {"must": [{"key": "tag", "match": "nope"}]},
+    ]
+    for round_ in range(2):
+        for flt in filters:
+            listed = index.slots(flt, size + 5, most=size)  # 5 slots past the last one written
+            assert listed is not None, flt
+            assert listed.tolist() == np.flatnonzero(index.mask(flt, size + 5, r)).tolist(), (round_, flt)
+        for slot in rng.choice(size, 60, replace=False).tolist():  # writes: values moved, lists gone, slots freed
+            if slot % 2:
+                index.set(slot, {"tag": "t1", "price": 5.0})
+            else:
+                index.remove(slot)
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        {"must": [{"key": "price", "range": {"lt": 50}}]},  # no keyword to list from
+        {"must": [{"key": "cat", "match": "shoes"}], "must_not": [{"key": "sale", "match": True}]},
+        {"must": [{"key": "cat", "match": "shoes"}], "should": [{"key": "sale", "match": True}]},
+        {"must": [{"key": "cat", "match": "shoes"}, {"has_id": [0]}]},
+        {"must": [{"key": "cat", "match": "shoes"}, {"is_null": {"key": "sale"}}]},
+        {"must": [{"key": "cat", "match": "shoes"}, {"key": "colour", "match": "red"}]},  # no index: a scan
+        {"must": [{"key": "cat", "match": "shoes"}, {"key": "cat", "text": "shoes"}]},
+        {"must": [{"key": "cat", "match": "shoes"}, {"must": [{"key": "sale", "match": True}]}]},
+    ],
+)
+def test_other_filters_are_left_to_the_mask(index: PayloadIndex, flt: dict) -> None:
+    assert index.slots(flt, len(PAYLOADS), most=100) is None
+
+
+def test_a_keyword_holding_more_than_asked_is_left_to_the_mask_and_bad_conditions_are_refused(
+    index: PayloadIndex,
+) -> None:
+    shoes = {"must": [{"key": "cat", "match": "shoes"}]}  # two points
+    assert index.slots(shoes, len(PAYLOADS), most=1) is None
+    assert index.slots(shoes, len(PAYLOADS), most=2).tolist() == [0, 2]
+    for bad in ({"key": "cat", "match": 3}, {"key": "stock", "match": "three"}, {"key": "sale", "range": {"gt": 0}}):
+        with pytest.raises(InvalidFilter):  # as the mask refuses them
+            index.slots({"must": [{"key": "cat", "match": "shoes"}, bad]}, len(PAYLOADS), most=100)
