@@ -89,8 +89,8 @@ async def search(request: Request, name: str) -> Response:
         await _log(collection, [req], [result])
         return json_response(result_json(result))
     query = to_query(req)  # one vector is quick to decode
-    # A text whose model batches callers is awaited here: with 64 clients, 64 threads parked on the batcher
-    # fought torch's threads for the two cores (benchmarks/RESULTS.md, "Text embedding throughput").
+    # A text whose model batches callers is awaited here, not in a worker thread: more callers than anyio's 40
+    # threads can wait on one model call, and the vector goes on to the inline search with no second hop.
     pending = None if hasattr(collection, "search") else embedding_later(collection, query)  # sharded: its own way
     if pending is not None:
         query = embedded(query, (await asyncio.wrap_future(pending))[0])
