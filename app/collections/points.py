@@ -53,6 +53,15 @@ def _parsed(payloads: list[bytes | None]) -> list[Any]:
     return orjson.loads(b"[" + b",".join([p or b"null" for p in payloads]) + b"]")  # type: ignore[no-any-return]
 
 
+def _filter_key(flt: dict[str, Any]) -> bytes | None:
+    """A filter as canonical JSON, to key what the mask cache keeps for it; None for one that is not JSON (only
+    code can pass one: nothing to key it by)."""
+    try:
+        return orjson.dumps(flt, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+
+
 class PointTable:
     """Slot i holds one point: its id, payload JSON, vector and indexed payload fields.
 
@@ -274,20 +283,17 @@ class PointTable:
 
         if self.payload_index.needs_scan(flt):  # a text condition reads the lexical index, which a background
             return build()  # rebuild changes between writes: only what the payload indexes answer is kept
-        try:
-            key = (orjson.dumps(flt, option=orjson.OPT_SORT_KEYS), strict, self.payload_index.generation)
-        except TypeError:  # not JSON (only code can pass one): nothing to key it by
-            return build()
-        return self.masks.get(key, build)
+        text = _filter_key(flt)
+        return build() if text is None else self.masks.get((text, strict, self.payload_index.generation), build)
 
     def selection(self, flt: dict[str, Any], most: int) -> np.ndarray | None:
         """The live slots (ascending) that pass the filter, read-only, when the payload indexes give them without a
         mask (`PayloadIndex.slots`: a keyword holding at most `most` points narrows it); None otherwise. Kept, as
         masks are, until the next write."""
-        try:
-            key = ("slots", orjson.dumps(flt, option=orjson.OPT_SORT_KEYS), most, self.payload_index.generation)
-        except TypeError:  # not JSON (only code can pass one): nothing to key it by
+        text = _filter_key(flt)
+        if text is None:
             return None
+        key = ("slots", text, most, self.payload_index.generation)
         if (kept := self.masks.find(key)) is not None:
             return kept
         slots = self.payload_index.slots(flt, self.exact.size, most)

@@ -147,12 +147,13 @@ class _KeywordField:
 
     def slots(self, cond: dict[str, Any], size: int) -> np.ndarray:
         """The slots (of the first `size`) that pass the condition, ascending, from each value's list of slots."""
-        lists = [_below(self._slots(v), size) for v in self._wanted(cond)]
+        wanted = self._wanted(cond)
+        lists = [_below(self._slots(v), size) for v in wanted]
         if not lists:
             return np.zeros(0, np.int64)
         if len(lists) == 1:
             return lists[0]
-        if any(v in self.several_slots for v in self._wanted(cond)):  # a slot with a list can be in several
+        if any(v in self.several_slots for v in wanted):  # a slot with a list can be in several
             return np.unique(np.concatenate(lists))
         return np.sort(np.concatenate(lists), kind="stable")  # merges the sorted runs: 60 µs for 20k (quicksort 660)
 
